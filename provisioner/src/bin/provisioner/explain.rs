@@ -1,0 +1,184 @@
+//! `provisioner explain`: the dry run. Resolves as a launch would, without calling STS,
+//! and prints the decision either as JSON or as a report a platform admin can read to
+//! answer "why did this kernel get that identity?".
+
+use std::fmt::Write as _;
+
+use provisioner::context::{Flow, LaunchContext};
+use provisioner::decision::{Decision, Plan, Tier, resolve};
+use provisioner::model::Platform;
+use provisioner::policy::MAX_POLICY_CHARS;
+use provisioner::record::DecisionRecord;
+use provisioner::{exit, load};
+
+use crate::args::ExplainArgs;
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn run(args: &ExplainArgs) -> i32 {
+    let path = load::config_path(args.context.config.as_deref(), &env_lookup);
+    let platform = match load::load_file(&path, &env_lookup) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("provisioner: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let ctx = match LaunchContext::from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("provisioner: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let decision = resolve(&platform, &ctx, &[]);
+    if args.json {
+        let v = DecisionRecord::explain_value(&decision);
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", report(&platform, &decision));
+    }
+    // A dry run succeeds whatever it finds; the refusal is in the output. Exit codes
+    // still tell scripts that a launch would be refused.
+    decision.refusal().map_or(exit::OK, |r| r.exit_code)
+}
+
+fn tier_title(t: Tier) -> &'static str {
+    match t {
+        Tier::WorkspaceSa => "workspace service account",
+        Tier::RuntimeTemplateSa => "runtime template service account",
+        Tier::SessionPolicy => "data-plane session policy",
+        Tier::Default => "default cluster credentials",
+    }
+}
+
+/// The readable report. Every line is plain text; no secret is known here.
+pub fn report(platform: &Platform, d: &Decision) -> String {
+    let ctx = &d.context;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} flow for user {}", ctx.flow, ctx.user);
+    let _ = writeln!(out, "  platform file      {}", platform.source);
+    let _ = writeln!(
+        out,
+        "  workspace          {}",
+        ctx.workspace.as_deref().unwrap_or("(none)")
+    );
+    let _ = writeln!(
+        out,
+        "  runtime template   {}",
+        ctx.runtime_template.as_deref().unwrap_or("(none)")
+    );
+    let _ = writeln!(out);
+
+    match &d.plan {
+        Plan::Refused(r) => {
+            let _ = writeln!(out, "REFUSED ({}) at the {} tier", r.code.as_str(), d.tier);
+            let _ = writeln!(out, "  why    {}", r.message);
+            let _ = writeln!(out, "  fix    {}", r.fix);
+            let _ = writeln!(out, "  exit   {}", r.exit_code);
+        }
+        _ => {
+            let reason = d
+                .reason
+                .map(|r| format!(" ({})", r.as_str()))
+                .unwrap_or_default();
+            let _ = writeln!(out, "identity: {}{reason} = {}", d.tier, tier_title(d.tier));
+            match &d.plan {
+                Plan::AssumeRole(a) => {
+                    if let Some(sa) = &a.service_account {
+                        let _ = writeln!(out, "  service account    {sa} (IAM role)");
+                    }
+                    let _ = writeln!(out, "  AssumeRole         {}", a.role_arn);
+                    let _ = writeln!(out, "  session name       {}", a.session_name);
+                    let _ = writeln!(
+                        out,
+                        "  duration           {} s ({:.1} h)",
+                        a.duration_seconds,
+                        f64::from(a.duration_seconds) / 3600.0
+                    );
+                    if a.external_id.is_some() {
+                        let _ = writeln!(out, "  external id        set");
+                    }
+                    if let Some(si) = &a.source_identity {
+                        let _ = writeln!(out, "  source identity    {si}");
+                    }
+                    if !a.tags.is_empty() {
+                        let tags: Vec<String> =
+                            a.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        let _ = writeln!(out, "  session tags       {}", tags.join(", "));
+                    }
+                    if let Some(p) = &a.policy {
+                        let _ = writeln!(
+                            out,
+                            "  session policy     {} of {MAX_POLICY_CHARS} characters, sha256 {}",
+                            p.chars(),
+                            p.sha256()
+                        );
+                    }
+                }
+                Plan::StaticKeys(s) => {
+                    let _ = writeln!(
+                        out,
+                        "  service account    {} (IAM user, static keys)",
+                        s.service_account
+                    );
+                    let _ = writeln!(out, "  access key id      from {}", s.access_key_id);
+                    let _ = writeln!(out, "  secret access key  from {}", s.secret_access_key);
+                    let _ = writeln!(out, "  expiry             none (static keys do not expire)");
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "  nothing is minted: the kernel keeps the cluster's own credential chain (node role or instance profile)"
+                    );
+                }
+            }
+        }
+    }
+
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "how it was decided ({} table, first match wins):",
+        if ctx.flow == Flow::Job {
+            "job"
+        } else {
+            "notebook"
+        }
+    );
+    for s in &d.skipped {
+        let _ = writeln!(
+            out,
+            "  - {:<20} skipped  {:<22} {}",
+            s.tier.as_str(),
+            s.reason.as_str(),
+            s.detail
+        );
+    }
+    let verdict = if d.refusal().is_some() {
+        "refused"
+    } else {
+        "taken"
+    };
+    let _ = writeln!(out, "  - {:<20} {verdict}", d.tier.as_str());
+
+    if !d.warnings.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "warnings:");
+        for w in &d.warnings {
+            let _ = writeln!(out, "  - {w}");
+        }
+    }
+    if let Some(p) = d.policy() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "session policy (sent minified; shown indented):");
+        let pretty = serde_json::to_string_pretty(&p.to_value()).unwrap_or_default();
+        for line in pretty.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}

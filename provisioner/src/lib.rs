@@ -1,0 +1,31 @@
+//! Core of the product: which AWS identity a notebook kernel or Spark job runs as,
+//! and how it gets there.
+//!
+//! The crate is split so that every step can be tested on its own:
+//!
+//! | module | step | I/O |
+//! |---|---|---|
+//! | [`model`] | the platform model (service accounts, workspaces, data planes, users, settings) | none |
+//! | [`load`] | reading and validating the platform file, settings from the environment | reads one file |
+//! | [`context`] | who is launching what, in which flow | none |
+//! | [`decision`] | the identity resolution tables (pure) | none |
+//! | [`policy`] | the data-plane session policy document (pure) | none |
+//! | [`record`] | the decision record written per launch and printed by `explain` | none |
+//! | [`mint`] | obtaining credentials for a decision (STS, static keys) | network, files |
+//! | [`child_env`] | the environment the child program starts with | none |
+//! | [`exec`] | replacing this process with the child | exec |
+//! | [`kernelspec`] | writing kernel.json files that launch through `provisioner` | writes files |
+//!
+//! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
+
+pub mod child_env;
+pub mod context;
+pub mod decision;
+pub mod exec;
+pub mod exit;
+pub mod kernelspec;
+pub mod load;
+pub mod mint;
+pub mod model;
+pub mod policy;
+pub mod record;
