@@ -322,7 +322,7 @@ impl Resolution<'_> {
         let p = self.platform;
         let ctx = self.ctx;
 
-        if p.users.get(&ctx.user).is_none() {
+        if !p.users.contains_key(&ctx.user) {
             self.warnings
                 .push(format!("user \"{}\" is not in {}", ctx.user, p.source));
         }

@@ -173,6 +173,16 @@ pub fn load_str(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Platform, ConfigError> {
+    // serde would also accept a JSON array for a struct; a platform file is an object.
+    if let Some(c) = text.trim_start().chars().next().filter(|c| *c != '{') {
+        return Err(ConfigError {
+            file: source.to_string(),
+            entity: "platform file".into(),
+            field: String::new(),
+            problem: format!("starts with '{}', not a JSON object", c.escape_default()),
+            fix: "write the platform as one JSON object (see examples/platform.json)".into(),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let raw: RawPlatform = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -196,12 +206,13 @@ pub fn load_str(
 
 fn split_path(path: &str) -> (String, String) {
     // serde_path_to_error paths look like `service_accounts[1].role_arn` or `.`.
-    if path == "." || path.is_empty() {
+    if path == "." || path == "?" || path.is_empty() {
         return ("platform file".into(), String::new());
     }
     match path.rsplit_once('.') {
         Some((entity, field)) => (entity.to_string(), field.to_string()),
-        None => (path.to_string(), String::new()),
+        None if path.contains('[') => (path.to_string(), String::new()),
+        None => ("platform file".into(), path.to_string()),
     }
 }
 
