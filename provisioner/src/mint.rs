@@ -24,12 +24,15 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
 use aws_sdk_sts::operation::assume_role::builders::AssumeRoleFluentBuilder;
+use aws_smithy_types::retry::ErrorKind;
 
 use crate::context::LaunchContext;
 use crate::decision::{
@@ -62,6 +65,17 @@ impl fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// The expiry as RFC 3339 (`2024-01-01T00:00:00Z`), as decision records and
+    /// `AWS_CREDENTIAL_EXPIRATION` want it; None for keys that do not expire.
+    pub fn expiration_rfc3339(&self) -> Option<String> {
+        let t = self.expiration?;
+        aws_smithy_types::DateTime::from(t)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .ok()
+    }
+}
+
 /// The final decision of a launch and the credentials it obtained (None for the
 /// default tier and for refusals).
 #[derive(Debug)]
@@ -73,6 +87,9 @@ pub struct Minted {
 
 /// The duration STS is asked for again when a role refuses the configured one.
 pub const FALLBACK_DURATION_SECONDS: u32 = 3600;
+
+/// Static-key files larger than this are refused.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Error codes that mean "slow down" (retried with backoff).
 const THROTTLING_CODES: &[&str] = &["Throttling", "ThrottlingException", "RequestLimitExceeded"];
@@ -244,7 +261,7 @@ struct Attempt {
 /// the environment, else the regional one.
 fn endpoint_label(platform: &Platform, env: &dyn Fn(&str) -> Option<String>) -> String {
     let from_env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    platform
+    let url = platform
         .aws
         .sts_endpoint
         .clone()
@@ -258,7 +275,21 @@ fn endpoint_label(platform: &Platform, env: &dyn Fn(&str) -> Option<String>) -> 
                 "amazonaws.com"
             };
             format!("https://sts.{region}.{suffix}")
-        })
+        });
+    without_userinfo(&url)
+}
+
+/// `scheme://user:password@host/…` → `scheme://host/…`: messages never carry a
+/// password, wherever the URL came from.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// A lazily built STS client on a current-thread runtime, plus the launch deadline.
@@ -287,7 +318,21 @@ impl Sts<'_> {
                 sts_message: None,
                 text: format!("cannot start the runtime for STS calls: {e}"),
             })?;
-        let client = rt.block_on(build_client(self.platform, self.options));
+        // Loading reads profile files only (the region is given), but it is bounded
+        // by the deadline like everything else.
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let client = rt
+            .block_on(async {
+                tokio::time::timeout(remaining, build_client(self.platform, self.options)).await
+            })
+            .map_err(|_| CallError {
+                code: None,
+                sts_message: None,
+                text: format!(
+                    "the AWS configuration did not load within the {} s deadline (sts_deadline_seconds)",
+                    self.deadline_seconds()
+                ),
+            })?;
         self.connection = Some((rt, client));
         Ok(())
     }
@@ -537,9 +582,30 @@ where
                 sts_message: message,
             }
         }
+        SdkError::DispatchFailure(_) if credentials_error(e).is_some() => Attempt {
+            // The chain has its own timeouts and retries; asking it again at once
+            // finds the same nothing.
+            retryable: false,
+            code: None,
+            sts_message: None,
+            text: format!(
+                "the launcher has no usable AWS credentials to call STS with (standard chain: environment, profile files, web identity, container, instance metadata): {}",
+                credentials_error(e)
+                    .map(|c| error_chain(c))
+                    .unwrap_or_default()
+            ),
+        },
         SdkError::DispatchFailure(df) => Attempt {
-            // User errors (a malformed request) will not get better by retrying.
-            retryable: !df.is_user(),
+            retryable: df.is_io()
+                || df.is_timeout()
+                || matches!(
+                    df.as_other(),
+                    Some(
+                        ErrorKind::TransientError
+                            | ErrorKind::ThrottlingError
+                            | ErrorKind::ServerError
+                    )
+                ),
             code: None,
             sts_message: None,
             text: format!("cannot reach STS: {}", error_chain(e)),
@@ -585,6 +651,18 @@ fn xml_element(xml: &str, tag: &str) -> Option<String> {
         .replace("&amp;", "&");
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The credential-chain error behind an SDK error, if that is what it is.
+fn credentials_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialsError> {
+    let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// An error and its sources as one line ("a: b: c"), without the Debug dump that
@@ -693,9 +771,20 @@ fn read_secret(
                     "file {shown} holding the {what} of service account \"{service_account}\" is readable by other users (mode {mode:04o}); fix: chmod 600 {shown}"
                 ));
             }
-            let bytes = std::fs::read(path).map_err(|e| {
+            let unreadable = |e: std::io::Error| {
                 format!("its {what} is read from file {shown}, which cannot be read ({e})")
-            })?;
+            };
+            let mut bytes = Vec::new();
+            // A key file holds one short line; a cap keeps a wrong path (a device, a
+            // log) from being read without end.
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
+                .map_err(unreadable)?;
+            if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+                return Err(format!(
+                    "its {what} is read from file {shown}, which is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only the key"
+                ));
+            }
             String::from_utf8(bytes).map_err(|_| {
                 format!("its {what} is read from file {shown}, which is not UTF-8 text")
             })?
@@ -770,6 +859,32 @@ mod tests {
             (0..32).map(|_| (random_fraction() * 1e9) as u64).collect();
         assert!(samples.len() > 16, "{samples:?}");
         assert!(samples.iter().all(|&s| s < 1_000_000_000));
+    }
+
+    #[test]
+    fn endpoint_labels_drop_passwords() {
+        assert_eq!(
+            without_userinfo("https://u:p@sts.example.com/x@y"),
+            "https://sts.example.com/x@y"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+    }
+
+    #[test]
+    fn expiration_is_rfc3339() {
+        let c = Credentials {
+            access_key_id: "A".into(),
+            secret_access_key: "S".into(),
+            session_token: None,
+            expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        };
+        assert_eq!(
+            c.expiration_rfc3339().as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
     }
 
     #[test]
