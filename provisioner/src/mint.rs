@@ -356,8 +356,8 @@ impl Sts<'_> {
                     .call(plan, FALLBACK_DURATION_SECONDS)
                     .map_err(|again| CallError {
                         text: format!(
-                            "{}; retried at {FALLBACK_DURATION_SECONDS} s after it refused {} s: {}",
-                            again.text, plan.duration_seconds, e.text
+                            "{}; retried at {FALLBACK_DURATION_SECONDS} s: {}",
+                            e.text, again.text
                         ),
                         ..again
                     })?;
