@@ -56,6 +56,18 @@ pub const IMPLEMENTATION: &str = "provisioner-refusal";
 /// `ename` of every execution error.
 pub const ENAME: &str = "KernelRefused";
 
+/// The requests answered; anything else is ignored with a note.
+const HANDLED: [&str; 9] = [
+    "kernel_info_request",
+    "execute_request",
+    "is_complete_request",
+    "complete_request",
+    "inspect_request",
+    "history_request",
+    "comm_info_request",
+    "interrupt_request",
+    "shutdown_request",
+];
 /// Frame separating routing identities from the message.
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 /// How often the parent process is checked.
@@ -231,8 +243,9 @@ struct ConnectionFile {
     stdin_port: u16,
     control_port: u16,
     hb_port: u16,
+    /// Kept as a JSON value so a wrongly typed key is never quoted in an error.
     #[serde(default)]
-    key: Option<String>,
+    key: Option<Value>,
     #[serde(default)]
     signature_scheme: Option<String>,
 }
@@ -276,6 +289,11 @@ impl ConnectionInfo {
         if let Some((name, _)) = ports.iter().find(|(_, p)| *p == 0) {
             return Err(format!("{name} is 0; every port must be given"));
         }
+        let key = match f.key {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(k)) => k.into_bytes(),
+            Some(_) => return Err("key is not a string".to_string()),
+        };
         let ip = f.ip.unwrap_or_else(|| "127.0.0.1".to_string());
         if ip.is_empty() {
             return Err("ip is empty".to_string());
@@ -287,7 +305,7 @@ impl ConnectionInfo {
             stdin_port: f.stdin_port,
             control_port: f.control_port,
             hb_port: f.hb_port,
-            key: f.key.unwrap_or_default().into_bytes(),
+            key,
             scheme,
         })
     }
@@ -586,7 +604,15 @@ impl Kernel<'_> {
             }
         };
         let msg_type = request.msg_type().to_string();
+        if !HANDLED.contains(&msg_type.as_str()) {
+            note(format_args!(
+                "ignored {msg_type:?} on the {channel} channel"
+            ));
+            return Next::Continue;
+        }
         let parent = request.header.clone();
+        // Busy first: frontends expect busy, then the outputs, then the reply, then idle.
+        self.status("busy", &parent).await;
         let (reply_type, content, next) = match msg_type.as_str() {
             "kernel_info_request" => ("kernel_info_reply", self.kernel_info(), Next::Continue),
             "execute_request" => (
@@ -645,12 +671,12 @@ impl Kernel<'_> {
                     Next::Stop,
                 )
             }
-            other => {
-                note(format_args!("ignored {other:?} on the {channel} channel"));
+            // Not reached: HANDLED lists exactly the arms above.
+            _ => {
+                self.status("idle", &parent).await;
                 return Next::Continue;
             }
         };
-        self.status("busy", &parent).await;
         let reply = self
             .session
             .frames(&request.identities, reply_type, &parent, &content);
@@ -993,6 +1019,9 @@ mod tests {
                 .unwrap()
                 .contains("stdin_port")
         );
+        let numeric_key = ok.replace(r#""key":"k""#, r#""key":987654321"#);
+        let e = ConnectionInfo::parse(&numeric_key).err().unwrap();
+        assert!(e.contains("key") && !e.contains("987654321"), "{e}");
         let v6 = ok.replace("127.0.0.1", "::1");
         let info = ConnectionInfo::parse(&v6).unwrap();
         assert_eq!(info.endpoint(9), "tcp://[::1]:9");
