@@ -15,6 +15,7 @@
 //! | [`child_env`] | the environment the child program starts with | none |
 //! | [`exec`] | replacing this process with the child | exec |
 //! | [`kernelspec`] | writing kernel.json files that launch through `provisioner` | writes files |
+//! | [`refusal_kernel`] | a minimal Jupyter kernel that answers a refused launch with the reason and the fix | network (the connection file's ports) |
 //!
 //! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
 
@@ -29,3 +30,4 @@ pub mod mint;
 pub mod model;
 pub mod policy;
 pub mod record;
+pub mod refusal_kernel;
