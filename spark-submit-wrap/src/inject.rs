@@ -493,12 +493,9 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
             .insert(format!("{p}access.key"), creds.access_key_id.clone());
         inj.set
             .insert(format!("{p}secret.key"), creds.secret_access_key.clone());
-        match &creds.session_token {
-            Some(t) => {
-                inj.set.insert(format!("{p}session.token"), t.clone());
-                inj.remove.remove(&format!("{p}session.token"));
-            }
-            None => {}
+        if let Some(t) = &creds.session_token {
+            inj.set.insert(format!("{p}session.token"), t.clone());
+            inj.remove.remove(&format!("{p}session.token"));
         }
         for k in ["aws.credentials.provider", "access.key", "secret.key"] {
             inj.remove.remove(&format!("{p}{k}"));

@@ -238,8 +238,7 @@ impl Run {
     pub fn record_json(&self) -> serde_json::Value {
         self.stderr()
             .lines()
-            .filter(|l| l.starts_with('{'))
-            .last()
+            .rfind(|l| l.starts_with('{'))
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or(serde_json::Value::Null)
     }
