@@ -120,11 +120,7 @@ fn run(tokens: Vec<OsString>) -> i32 {
         };
     }
 
-    let spark_home_guess = real
-        .as_ref()
-        .ok()
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf));
+    let spark_home_guess = real.as_ref().ok().and_then(|p| spark_home_of(p));
     let launch = match plan(identity, parsed, spark_home_guess.as_deref()) {
         Ok(l) => l,
         Err(code) => return code,
@@ -145,6 +141,27 @@ fn run(tokens: Vec<OsString>) -> i32 {
     launch_job(launch, &real, pid)
 }
 
+/// The `SPARK_HOME` Spark's scripts derive when it is unset: the directory above
+/// `bin/` of a distribution (symlinks resolved), or, for a pip-installed PySpark (its
+/// `bin/` holds `find_spark_home.py`), the `pyspark` package next to the virtualenv's
+/// interpreter.
+fn spark_home_of(spark_submit: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(spark_submit).ok()?;
+    let bin = real.parent()?;
+    let home = bin.parent()?.to_path_buf();
+    if home.join("conf").is_dir() || !bin.join("find_spark_home.py").is_file() {
+        return Some(home);
+    }
+    let lib = std::fs::read_dir(home.join("lib")).ok()?;
+    let mut candidates: Vec<PathBuf> = lib
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages").join("pyspark"))
+        .filter(|p| p.is_dir())
+        .collect();
+    candidates.sort();
+    candidates.pop().or(Some(home))
+}
+
 /// Steps 3 and 4 without side effects: conf, injection, merged file bytes.
 fn plan(
     identity: Identity,
@@ -152,7 +169,10 @@ fn plan(
     spark_home_guess: Option<&Path>,
 ) -> Result<Launch, i32> {
     let mut warnings = Vec::new();
-    let user_file = match parsed.properties_file() {
+    // Files are read only when something will be injected: in the default tier (or
+    // for a command line Spark will reject) the user's files are Spark's business.
+    let needs_conf = identity.scoped.is_some() && parsed.insertion_point().is_some();
+    let user_file = match parsed.properties_file().filter(|_| needs_conf) {
         Some(o) => match conf::read_properties(Path::new(&o.value), "--properties-file") {
             Ok(m) => Some(m),
             Err(e) => return Err(fail(e, exit::CONFIG)),
@@ -162,7 +182,7 @@ fn plan(
     // Spark reads the defaults file only without a properties file or with
     // --load-spark-defaults (see the conf module).
     let load_flag = parsed.load_spark_defaults();
-    let defaults = if user_file.is_none() || load_flag {
+    let defaults = if needs_conf && (parsed.properties_file().is_none() || load_flag) {
         match conf::defaults_path(&env_lookup, spark_home_guess) {
             Some(p) => match conf::read_properties(&p, "spark-defaults.conf") {
                 Ok(m) => Some(m),
@@ -396,5 +416,41 @@ fn exec(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> Stri
             Err(e) => e.desc().to_string(),
         },
         Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn exe(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn spark_home_of_a_distribution_and_of_a_pip_install() {
+        let t = tempfile::tempdir().unwrap();
+        let dist = t.path().join("spark-4.0.0-bin-hadoop3");
+        exe(&dist.join("bin/spark-submit"));
+        std::fs::create_dir_all(dist.join("conf")).unwrap();
+        let link = t.path().join("usr-bin/spark-submit");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(dist.join("bin/spark-submit"), &link).unwrap();
+        let dist = std::fs::canonicalize(&dist).unwrap();
+        assert_eq!(spark_home_of(&link), Some(dist));
+
+        let venv = t.path().join("venv");
+        exe(&venv.join("bin/spark-submit"));
+        std::fs::write(venv.join("bin/find_spark_home.py"), "").unwrap();
+        let pkg = venv.join("lib/python3.11/site-packages/pyspark");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let got = spark_home_of(&venv.join("bin/spark-submit")).unwrap();
+        assert_eq!(
+            std::fs::canonicalize(got).unwrap(),
+            std::fs::canonicalize(pkg).unwrap()
+        );
     }
 }

@@ -90,6 +90,38 @@ fn default_tier_runs_the_users_command_line_untouched() {
 }
 
 #[test]
+fn default_tier_leaves_the_users_properties_file_to_spark() {
+    // Nothing is injected, so the wrapper neither reads nor replaces the file; Spark
+    // reports a bad path itself.
+    let sb = Sandbox::new();
+    let user = args(&["--properties-file", "/nonexistent/job.properties", "job.py"]);
+    let run = sb.run(
+        "default-props",
+        &user,
+        &resolve_env(&sb, "root", "rt-default"),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.argv(), user);
+}
+
+#[test]
+fn unreadable_properties_file_is_a_configuration_error_when_merging() {
+    let sb = Sandbox::new();
+    let run = sb.run(
+        "bad-props",
+        &args(&["--properties-file", "/nonexistent/job.properties", "job.py"]),
+        &sb.propagation_env(),
+    );
+    assert_eq!(run.code(), Some(2));
+    assert!(!run.ran());
+    assert!(
+        run.stderr().contains("/nonexistent/job.properties"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn unknown_runtime_template_is_refused_before_exec() {
     let sb = Sandbox::new();
     let run = sb.run(
