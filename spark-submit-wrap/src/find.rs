@@ -2,7 +2,8 @@
 //!
 //! Search order:
 //! 1. `SPARK_SUBMIT_WRAP_REAL` — an explicit path, for installations where the
-//!    wrapper *replaces* `$SPARK_HOME/bin/spark-submit` and the original was moved;
+//!    wrapper *replaces* `$SPARK_HOME/bin/spark-submit` and the original was moved
+//!    (when set, it is the only candidate);
 //! 2. `$SPARK_HOME/bin/spark-submit`;
 //! 3. every `spark-submit` on `PATH`, in order.
 //!
@@ -135,7 +136,10 @@ pub fn real_spark_submit(
         if is_executable_file(&p) {
             return Ok(p);
         }
-        looked.push(format!("{REAL_VAR}={real}"));
+        // An explicit path that is wrong is an error, not a hint to look elsewhere.
+        return Err(FindError::NotFound {
+            looked: format!("{REAL_VAR}={real}, not an executable file"),
+        });
     }
     if let Some(home) = env("SPARK_HOME").filter(|v| !v.is_empty()) {
         let p = Path::new(&home).join("bin").join("spark-submit");
@@ -230,6 +234,15 @@ mod tests {
         let e = env(vec![(REAL_VAR, me_path.display().to_string())]);
         let err = real_spark_submit(&e, me.as_ref()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+        // A wrong explicit path does not fall through to SPARK_HOME.
+        let e = env(vec![
+            (REAL_VAR, "/nonexistent/spark-submit".into()),
+            ("SPARK_HOME", t.path().join("r").display().to_string()),
+        ]);
+        assert_eq!(
+            real_spark_submit(&e, me.as_ref()).unwrap_err().exit_code(),
+            127
+        );
     }
 
     #[test]
