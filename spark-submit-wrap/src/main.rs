@@ -1,1 +1,456 @@
-fn main() {}
+//! `spark-submit-wrap`: a drop-in `spark-submit` that runs the job with the AWS
+//! identity the platform decides (SPEC section 8).
+//!
+//! Same argument vector as `spark-submit`, same exit status (after exec, the exit
+//! status *is* Spark's). The steps:
+//!
+//! 1. parse the command line like Spark ([`args`]) and check the loop guard ([`find`]);
+//! 2. decide the identity and obtain credentials, or propagate those of a provisioned
+//!    kernel ([`identity`]);
+//! 3. work out the configuration Spark would see ([`conf`]) and what to inject and
+//!    neutralise ([`inject`]);
+//! 4. write the merged properties file where only the job can read it ([`propsfile`]),
+//!    add `--properties-file` (or replace the user's value in place) and the non-secret
+//!    overrides right before the primary resource;
+//! 5. write the decision record and `exec` the real `spark-submit` with the scoped
+//!    process environment (`provisioner::child_env`).
+//!
+//! Wrapper options start with `--wrap-` (Spark rejects such options, so they never
+//! collide) and are removed before exec: `--wrap-explain` (dry run: print decision,
+//! argv and redacted conf as JSON, exec nothing) and `--wrap-config PATH` (platform
+//! file). Environment: `SYN_PLATFORM_CONFIG`, `SYN_USER`, `SYN_RUNTIME_TEMPLATE_ID`,
+//! `SYN_JOB_ID`, `SYN_WORKSPACE_ID` (recorded, ignored by the job flow),
+//! `SYN_PROVISIONED` (propagation), `SPARK_SUBMIT_WRAP_REAL` (the real spark-submit),
+//! `SPARK_SUBMIT_WRAP_PROPERTIES=file` (force a named properties file).
+//!
+//! Exit codes before exec: 2 usage or configuration, 3 refused by policy, 4
+//! credentials could not be obtained, 127 the real `spark-submit` was not found.
+//!
+//! The wrapper never puts a secret on a command line, in a log, or in the record.
+
+mod args;
+mod conf;
+mod explain;
+mod find;
+mod identity;
+mod inject;
+mod marker;
+mod propsfile;
+mod time;
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use provisioner::child_env::ChildEnv;
+use provisioner::exit;
+
+use args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
+use conf::Effective;
+use identity::Identity;
+use inject::{Deploy, Injection};
+
+const NAME: &str = "spark-submit-wrap";
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn main() -> ExitCode {
+    let tokens: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let code =
+        if tokens.first().map(OsString::as_os_str) == Some(OsStr::new(propsfile::CLEANER_OPTION)) {
+            propsfile::cleaner_main(&tokens[1..])
+        } else {
+            run(tokens)
+        };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("{NAME}: {msg}");
+    code
+}
+
+/// Everything decided about one launch, before anything is written or exec'd.
+struct Launch {
+    identity: Identity,
+    parsed: Parsed,
+    deploy: Deploy,
+    injection: Option<Injection>,
+    merged: Option<Vec<u8>>,
+    merged_map: Option<std::collections::BTreeMap<String, String>>,
+    strategy: propsfile::Strategy,
+    warnings: Vec<String>,
+}
+
+fn run(tokens: Vec<OsString>) -> i32 {
+    let parsed = match Parsed::parse(tokens) {
+        Ok(p) => p,
+        Err(e) => return fail(e, exit::CONFIG),
+    };
+    let pid = std::process::id();
+    if let Err(e) = find::check_guard(&env_lookup, pid) {
+        let code = e.exit_code();
+        return fail(e, code);
+    }
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| find::FileId::of(&p));
+    let real = find::real_spark_submit(&env_lookup, me.as_ref());
+
+    let identity = match identity::obtain(
+        &env_lookup,
+        parsed.wrap.config.as_deref(),
+        parsed.wrap.explain,
+    ) {
+        Ok(i) => i,
+        Err(f) => return fail(f.message, f.code),
+    };
+    if identity.refusal().is_some() && !parsed.wrap.explain {
+        write_record(&identity, &[]);
+        let r = identity.refusal().cloned();
+        return match r {
+            Some(r) => fail(
+                format!("refused: {}; fix: {}", r.message, r.fix),
+                r.exit_code,
+            ),
+            None => exit::REFUSED,
+        };
+    }
+
+    let spark_home_guess = real.as_ref().ok().and_then(|p| spark_home_of(p));
+    let launch = match plan(identity, parsed, spark_home_guess.as_deref()) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+
+    if launch.parsed.wrap.explain {
+        return explain(&launch, &real);
+    }
+
+    let real = match real {
+        Ok(r) => r,
+        Err(e) => {
+            write_record(&launch.identity, &launch.warnings);
+            let code = e.exit_code();
+            return fail(e, code);
+        }
+    };
+    launch_job(launch, &real, pid)
+}
+
+/// The `SPARK_HOME` Spark's scripts derive when it is unset: the directory above
+/// `bin/` of a distribution (symlinks resolved), or, for a pip-installed PySpark (its
+/// `bin/` holds `find_spark_home.py`), the `pyspark` package next to the virtualenv's
+/// interpreter.
+fn spark_home_of(spark_submit: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(spark_submit).ok()?;
+    let bin = real.parent()?;
+    let home = bin.parent()?.to_path_buf();
+    if home.join("conf").is_dir() || !bin.join("find_spark_home.py").is_file() {
+        return Some(home);
+    }
+    let lib = std::fs::read_dir(home.join("lib")).ok()?;
+    let mut candidates: Vec<PathBuf> = lib
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages").join("pyspark"))
+        .filter(|p| p.is_dir())
+        .collect();
+    candidates.sort();
+    candidates.pop().or(Some(home))
+}
+
+/// Steps 3 and 4 without side effects: conf, injection, merged file bytes.
+fn plan(
+    identity: Identity,
+    parsed: Parsed,
+    spark_home_guess: Option<&Path>,
+) -> Result<Launch, i32> {
+    let mut warnings = Vec::new();
+    // Files are read only when something will be injected: in the default tier (or
+    // for a command line Spark will reject) the user's files are Spark's business.
+    let needs_conf = identity.scoped.is_some() && parsed.insertion_point().is_some();
+    let user_file = match parsed.properties_file().filter(|_| needs_conf) {
+        Some(o) => match conf::read_properties(Path::new(&o.value), "--properties-file") {
+            Ok(m) => Some(m),
+            Err(e) => return Err(fail(e, exit::CONFIG)),
+        },
+        None => None,
+    };
+    // Spark reads the defaults file only without a properties file or with
+    // --load-spark-defaults (see the conf module).
+    let load_flag = parsed.load_spark_defaults();
+    let defaults = if needs_conf && (parsed.properties_file().is_none() || load_flag) {
+        match conf::defaults_path(&env_lookup, spark_home_guess) {
+            Some(p) => match conf::read_properties(&p, "spark-defaults.conf") {
+                Ok(m) => Some(m),
+                Err(e) => return Err(fail(e, exit::CONFIG)),
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
+    let cli: Vec<(usize, String, String)> = parsed
+        .confs()
+        .into_iter()
+        .map(|c| (c.index, c.key, c.value))
+        .collect();
+    let effective = Effective::merge(&cli, user_file, defaults, load_flag);
+    // Spark: --master / --deploy-mode, else spark.master / spark.submit.deployMode,
+    // else the MASTER / DEPLOY_MODE environment variables.
+    let master = parsed
+        .master()
+        .or_else(|| effective.get("spark.master").map(str::to_string))
+        .or_else(|| env_lookup("MASTER"));
+    let deploy_mode = parsed
+        .deploy_mode()
+        .or_else(|| effective.get("spark.submit.deployMode").map(str::to_string))
+        .or_else(|| env_lookup("DEPLOY_MODE"));
+    let deploy = Deploy::from(master.as_deref(), deploy_mode.as_deref());
+
+    for &i in &parsed.unknown {
+        warnings.push(format!(
+            "argument {} is not a spark-submit option; Spark will reject it",
+            parsed.tokens[i].to_string_lossy()
+        ));
+    }
+    if !parsed.invalid_confs().is_empty() {
+        warnings.push("a --conf value has no '='; Spark will reject it".into());
+    }
+    if let Some(i) = parsed.dangling {
+        warnings.push(format!(
+            "{} at the end of the command line has no value; passed through untouched for Spark to report",
+            parsed.tokens[i].to_string_lossy()
+        ));
+    }
+
+    let injection = match (&identity.scoped, parsed.insertion_point()) {
+        (Some(s), Some(_)) => Some(inject::plan(&effective, s, deploy)),
+        _ => None,
+    };
+    let (merged, merged_map) = match &injection {
+        Some(inj) => {
+            let m = inj.merged_file(&effective);
+            match propsfile::render(&m) {
+                Ok(b) => (Some(b), Some(m)),
+                Err(e) => return Err(fail(e, exit::CONFIG)),
+            }
+        }
+        None => (None, None),
+    };
+    if let Some(inj) = &injection {
+        warnings.extend(inj.warnings.iter().cloned());
+    }
+    let shell = parsed.leading.is_some_and(|i| {
+        let t = parsed.tokens[i].as_bytes();
+        t == PYSPARK_SHELL_MAIN.as_bytes() || t == SPARKR_SHELL_MAIN.as_bytes()
+    });
+    let forced = env_lookup("SPARK_SUBMIT_WRAP_PROPERTIES").as_deref() == Some("file");
+    let strategy = if shell || forced {
+        propsfile::Strategy::Named
+    } else {
+        propsfile::Strategy::Descriptor
+    };
+    Ok(Launch {
+        identity,
+        parsed,
+        deploy,
+        injection,
+        merged,
+        merged_map,
+        strategy,
+        warnings,
+    })
+}
+
+/// The argument vector after the program name, given the properties file path.
+fn final_args(l: &Launch, props_path: Option<&OsStr>) -> Vec<OsString> {
+    let Some(inj) = &l.injection else {
+        return l.parsed.rebuild(None, &[]);
+    };
+    let mut additions: Vec<OsString> = Vec::new();
+    let user_has_file = l.parsed.properties_file().is_some();
+    if let (Some(path), false) = (props_path, user_has_file) {
+        additions.push("--properties-file".into());
+        additions.push(path.to_os_string());
+    }
+    additions.extend(inj.cli_tokens().into_iter().map(OsString::from));
+    l.parsed
+        .rebuild(props_path.filter(|_| user_has_file), &additions)
+}
+
+fn write_record(identity: &Identity, warnings: &[String]) {
+    let mut record = identity.record.clone();
+    record.warnings.extend(warnings.iter().cloned());
+    if let Err(e) = record.write(&identity.log) {
+        eprintln!("{NAME}: cannot write the decision record: {e}; fix the decision_log setting");
+    }
+}
+
+/// The scoped process environment for spark-submit (and, in client mode, the driver).
+fn child_env(identity: &Identity, pid: u32) -> Vec<(OsString, OsString)> {
+    let guard = find::guard_vars(&env_lookup, pid);
+    let mut parent: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !guard.iter().any(|(g, _)| g == k))
+        .collect();
+    parent.extend(guard);
+    let region = identity.region.clone().unwrap_or_default();
+    ChildEnv::for_launch(
+        parent,
+        &identity.decision,
+        identity.credentials.as_ref(),
+        &region,
+    )
+    .vars()
+    .to_vec()
+}
+
+fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
+    let props_display = l.merged.as_ref().map(|_| match l.strategy {
+        propsfile::Strategy::Descriptor => "/dev/fd/N".to_string(),
+        propsfile::Strategy::Named => "<private directory>/spark.properties".to_string(),
+    });
+    let refused = l.identity.refusal().cloned();
+    let args = final_args(l, props_display.as_deref().map(OsStr::new));
+    let decision = match l.identity.mode {
+        identity::Mode::Resolve => {
+            let mut v = provisioner::record::DecisionRecord::explain_value(&l.identity.decision);
+            if let (Some(obj), Some(r)) = (v.as_object_mut(), &refused) {
+                obj.insert(
+                    "refused".into(),
+                    serde_json::to_value(r).unwrap_or_default(),
+                );
+            }
+            v
+        }
+        identity::Mode::Propagate => serde_json::to_value(&l.identity.record).unwrap_or_default(),
+    };
+    let report = explain::Report {
+        decision,
+        mode: l.identity.mode.as_str(),
+        deploy: l.deploy.describe(),
+        spark_submit: real
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .map_err(|e| e.to_string()),
+        argv: refused.is_none().then(|| explain::redact_argv(&args)),
+        properties_file: props_display,
+        conf: l.merged_map.as_ref().map(explain::redact_conf),
+        cli_overrides: l
+            .injection
+            .as_ref()
+            .map(|i| i.cli.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default(),
+        env: explain::redact_env(&child_env(&l.identity, std::process::id())),
+        warnings: l.warnings.clone(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+    );
+    refused.map_or(exit::OK, |r| r.exit_code)
+}
+
+fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
+    let mut warnings = l.warnings.clone();
+    let file = match &l.merged {
+        Some(bytes) => {
+            let base = propsfile::private_base(&env_lookup);
+            match propsfile::create(bytes, l.strategy, &base) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    write_record(&l.identity, &warnings);
+                    return fail(e, exit::CONFIG);
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(propsfile::PropertiesFile {
+        kind: propsfile::Kind::Named { dir },
+        ..
+    }) = &file
+    {
+        if !propsfile::start_cleaner(dir) {
+            warnings.push(format!(
+                "the properties file in {} could not be given to a cleaner; remove that directory after the job",
+                dir.display()
+            ));
+        }
+    }
+    let args = final_args(&l, file.as_ref().map(|f| f.path.as_os_str()));
+    write_record(&l.identity, &warnings);
+    let env = child_env(&l.identity, pid);
+    let err = exec(real, &args, &env);
+    fail(format!("cannot exec {}: {err}", real.display()), 126)
+}
+
+/// Replaces this process with `program`. Descriptors without close-on-exec (the
+/// properties memfd) stay open. Returns only on failure.
+fn exec(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> String {
+    let to_c = |b: &[u8]| {
+        CString::new(b.to_vec())
+            .map_err(|_| "an argument or variable contains a NUL byte".to_string())
+    };
+    let build = || -> Result<(CString, Vec<CString>, Vec<CString>), String> {
+        let path = to_c(program.as_os_str().as_bytes())?;
+        let mut argv = vec![path.clone()];
+        for a in args {
+            argv.push(to_c(a.as_bytes())?);
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in env {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(to_c(&kv)?);
+        }
+        Ok((path, argv, envp))
+    };
+    match build() {
+        Ok((path, argv, envp)) => match nix::unistd::execve(&path, &argv, &envp) {
+            Ok(never) => match never {},
+            Err(e) => e.desc().to_string(),
+        },
+        Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn exe(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn spark_home_of_a_distribution_and_of_a_pip_install() {
+        let t = tempfile::tempdir().unwrap();
+        let dist = t.path().join("spark-4.0.0-bin-hadoop3");
+        exe(&dist.join("bin/spark-submit"));
+        std::fs::create_dir_all(dist.join("conf")).unwrap();
+        let link = t.path().join("usr-bin/spark-submit");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(dist.join("bin/spark-submit"), &link).unwrap();
+        let dist = std::fs::canonicalize(&dist).unwrap();
+        assert_eq!(spark_home_of(&link), Some(dist));
+
+        let venv = t.path().join("venv");
+        exe(&venv.join("bin/spark-submit"));
+        std::fs::write(venv.join("bin/find_spark_home.py"), "").unwrap();
+        let pkg = venv.join("lib/python3.11/site-packages/pyspark");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let got = spark_home_of(&venv.join("bin/spark-submit")).unwrap();
+        assert_eq!(
+            std::fs::canonicalize(got).unwrap(),
+            std::fs::canonicalize(pkg).unwrap()
+        );
+    }
+}

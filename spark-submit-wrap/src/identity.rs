@@ -1,0 +1,296 @@
+//! Which identity the job runs as, and its credentials.
+//!
+//! Two modes:
+//!
+//! * **resolve** (no marker): the job flow of SPEC section 3. Context from
+//!   `SYN_USER` (else `KERNEL_USERNAME`, `JUPYTERHUB_USER`), `SYN_RUNTIME_TEMPLATE_ID`,
+//!   `SYN_JOB_ID`; `SYN_WORKSPACE_ID` is recorded and ignored by the job flow (the
+//!   decision's `skipped` list says so). The flow is always `job`, whatever `SYN_FLOW`
+//!   says. Platform file: `--wrap-config PATH`, else `SYN_PLATFORM_CONFIG`, else
+//!   `/etc/provisioner/platform.json`.
+//! * **propagate** (`SYN_PROVISIONED` set): the wrapper runs inside a provisioned
+//!   process (a kernel). It does not resolve again; it takes `AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` from its environment and injects
+//!   those. The platform file is optional here (it only supplies the decision log and
+//!   region); a marker naming a tier with credentials but no keys in the environment is
+//!   refused with the credentials exit code, never run with broader credentials.
+//!
+//! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
+//!
+//! Nothing here prints or records a secret.
+
+use std::time::SystemTime;
+
+use provisioner::context::{ContextFlags, Flow, LaunchContext};
+use provisioner::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
+use provisioner::mint::{self, Credentials};
+use provisioner::model::DecisionLog;
+use provisioner::record::DecisionRecord;
+use provisioner::{exit, load};
+
+use crate::inject::Scoped;
+use crate::marker::Marker;
+
+/// How the identity was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Resolve,
+    Propagate,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Resolve => "resolve",
+            Mode::Propagate => "propagate",
+        }
+    }
+}
+
+/// The outcome: the decision, its record, and what to inject.
+#[derive(Debug)]
+pub struct Identity {
+    pub mode: Mode,
+    pub decision: Decision,
+    pub record: DecisionRecord,
+    /// Present for tiers with credentials (None: default tier, or refused).
+    pub credentials: Option<Credentials>,
+    pub scoped: Option<Scoped>,
+    pub region: Option<String>,
+    pub log: DecisionLog,
+}
+
+impl Identity {
+    /// The refusal, if the job must not start.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.record.refused.as_ref()
+    }
+}
+
+/// An error before any decision: a message and an exit code.
+#[derive(Debug)]
+pub struct Failed {
+    pub message: String,
+    pub code: i32,
+}
+
+const PLACEHOLDER_KEY_ID: &str = "<access key id, obtained at launch>";
+const PLACEHOLDER_SECRET: &str = "<secret access key, obtained at launch>";
+const PLACEHOLDER_TOKEN: &str = "<session token, obtained at launch>";
+
+fn non_empty(env: &dyn Fn(&str) -> Option<String>, k: &str) -> Option<String> {
+    env(k).filter(|v| !v.is_empty())
+}
+
+/// Obtains the identity. `dry_run` skips STS and uses placeholders.
+pub fn obtain(
+    env: &dyn Fn(&str) -> Option<String>,
+    config_flag: Option<&std::path::Path>,
+    dry_run: bool,
+) -> Result<Identity, Failed> {
+    match non_empty(env, provisioner::child_env::MARKER) {
+        Some(marker) => propagate(env, config_flag, &marker),
+        None => resolve_job(env, config_flag, dry_run),
+    }
+}
+
+fn resolve_job(
+    env: &dyn Fn(&str) -> Option<String>,
+    config_flag: Option<&std::path::Path>,
+    dry_run: bool,
+) -> Result<Identity, Failed> {
+    let path = load::config_path(config_flag, env);
+    let platform = load::load_file(&path, env).map_err(|e| Failed {
+        message: e.to_string(),
+        code: exit::CONFIG,
+    })?;
+    let flags = ContextFlags {
+        flow: Some(Flow::Job),
+        ..ContextFlags::default()
+    };
+    let ctx = LaunchContext::from_sources(&flags, env, Flow::Job).map_err(|e| Failed {
+        message: e.to_string(),
+        code: exit::CONFIG,
+    })?;
+    let region = Some(platform.aws.region.clone()).filter(|r| !r.is_empty());
+    let (decision, credentials, elapsed_ms) = if dry_run {
+        (resolve(&platform, &ctx, &[]), None, None)
+    } else {
+        let minted = mint::obtain(&platform, &ctx, env);
+        let ms = u64::try_from(minted.elapsed.as_millis()).unwrap_or(u64::MAX);
+        (minted.decision, minted.credentials, Some(ms))
+    };
+    let mut record = DecisionRecord::new(&decision);
+    record.elapsed_ms = elapsed_ms;
+    let needs_credentials = matches!(decision.plan, Plan::AssumeRole(_) | Plan::StaticKeys(_));
+    let scoped = match (&credentials, needs_credentials, dry_run) {
+        (Some(c), _, _) => {
+            record.expiration = c.expiration.map(crate::time::format);
+            Some(scoped_from(c, region.clone()))
+        }
+        (None, true, true) => Some(Scoped {
+            access_key_id: PLACEHOLDER_KEY_ID.into(),
+            secret_access_key: PLACEHOLDER_SECRET.into(),
+            session_token: matches!(decision.plan, Plan::AssumeRole(_))
+                .then(|| PLACEHOLDER_TOKEN.into()),
+            expiration: None,
+            region: region.clone(),
+        }),
+        (None, true, false) => {
+            // The decided identity has no credentials: never fall back to the
+            // broader ambient ones.
+            record.refused = Some(Refusal {
+                code: RefusalCode::CredentialsUnavailable,
+                message: format!(
+                    "credentials for the {} tier could not be obtained",
+                    decision.tier
+                ),
+                fix: "check the platform's STS settings and the service account; `provisioner explain --flow job` shows the decision".into(),
+                exit_code: exit::CREDENTIALS,
+            });
+            None
+        }
+        (None, false, _) => None,
+    };
+    Ok(Identity {
+        mode: Mode::Resolve,
+        record,
+        credentials,
+        scoped,
+        region,
+        log: platform.settings.decision_log.clone(),
+        decision,
+    })
+}
+
+fn scoped_from(c: &Credentials, region: Option<String>) -> Scoped {
+    Scoped {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone(),
+        session_token: c.session_token.clone(),
+        expiration: c.expiration.map(crate::time::format),
+        region,
+    }
+}
+
+fn propagate(
+    env: &dyn Fn(&str) -> Option<String>,
+    config_flag: Option<&std::path::Path>,
+    marker_text: &str,
+) -> Result<Identity, Failed> {
+    let marker = Marker::parse(marker_text).map_err(|e| Failed {
+        message: format!(
+            "{} is malformed ({e}); it is set by provisioner for the processes it starts; unset it to resolve the identity instead",
+            provisioner::child_env::MARKER
+        ),
+        code: exit::CONFIG,
+    })?;
+    // The platform file only supplies the decision log and the region here; a kernel
+    // image without it can still submit jobs. An explicit --wrap-config must load.
+    let path = load::config_path(config_flag, env);
+    let platform = if config_flag.is_some() || path.exists() {
+        Some(load::load_file(&path, env).map_err(|e| Failed {
+            message: e.to_string(),
+            code: exit::CONFIG,
+        })?)
+    } else {
+        None
+    };
+    let user = marker
+        .user
+        .clone()
+        .or_else(|| non_empty(env, "SYN_USER"))
+        .unwrap_or_else(|| "unknown".into());
+    let ctx = LaunchContext {
+        flow: Flow::Job,
+        user,
+        workspace: non_empty(env, "SYN_WORKSPACE_ID"),
+        runtime_template: non_empty(env, "SYN_RUNTIME_TEMPLATE_ID"),
+        job_id: non_empty(env, "SYN_JOB_ID"),
+    };
+    let region = non_empty(env, "AWS_REGION")
+        .or_else(|| non_empty(env, "AWS_DEFAULT_REGION"))
+        .or_else(|| platform.as_ref().map(|p| p.aws.region.clone()))
+        .filter(|r| !r.is_empty());
+    let expiration = marker
+        .expiration
+        .clone()
+        .or_else(|| non_empty(env, "AWS_CREDENTIAL_EXPIRATION"));
+    let mut warnings = vec![format!(
+        "propagated the credentials of a provisioned process ({}: tier {}, user {}); the identity was not resolved again",
+        provisioner::child_env::MARKER,
+        marker.tier,
+        marker.user.as_deref().unwrap_or("not named")
+    )];
+    if let Some(syn_user) = non_empty(env, "SYN_USER") {
+        if marker.user.as_ref().is_some_and(|u| *u != syn_user) {
+            warnings.push(format!(
+                "SYN_USER={syn_user} differs from the user of the provisioned process; the job runs with that process's credentials"
+            ));
+        }
+    }
+    let expires_at = expiration.as_deref().and_then(crate::time::parse);
+    if expires_at.is_some_and(|t| t <= SystemTime::now()) {
+        warnings.push(format!(
+            "the propagated credentials expired at {}; restart the kernel to obtain new ones",
+            expiration.as_deref().unwrap_or_default()
+        ));
+    }
+    let decision = Decision {
+        context: ctx,
+        tier: marker.tier,
+        reason: None,
+        skipped: Vec::new(),
+        warnings,
+        plan: Plan::Ambient,
+    };
+    let mut record = DecisionRecord::new(&decision);
+    let mut credentials = None;
+    if marker.tier != Tier::Default {
+        match (
+            non_empty(env, "AWS_ACCESS_KEY_ID"),
+            non_empty(env, "AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(id), Some(secret)) => {
+                credentials = Some(Credentials {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: non_empty(env, "AWS_SESSION_TOKEN"),
+                    expiration: expires_at,
+                });
+                record.credentials = "propagated";
+            }
+            _ => {
+                record.refused = Some(Refusal {
+                    code: RefusalCode::CredentialsUnavailable,
+                    message: format!(
+                        "{} names tier {} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
+                        provisioner::child_env::MARKER,
+                        marker.tier
+                    ),
+                    fix: "do not unset the AWS_* variables of a provisioned kernel; restart the kernel to restore them".into(),
+                    exit_code: exit::CREDENTIALS,
+                });
+            }
+        }
+    }
+    record.expiration = expiration;
+    let scoped = credentials.as_ref().map(|c| {
+        let mut s = scoped_from(c, region.clone());
+        // Keep the launcher's own text for the expiry.
+        s.expiration = record.expiration.clone();
+        s
+    });
+    Ok(Identity {
+        mode: Mode::Propagate,
+        record,
+        credentials,
+        scoped,
+        region,
+        log: platform
+            .as_ref()
+            .map(|p| p.settings.decision_log.clone())
+            .unwrap_or(DecisionLog::Stderr),
+        decision,
+    })
+}

@@ -1,0 +1,849 @@
+//! What the wrapper adds to a Spark job's configuration so that the scoped
+//! credentials reach the driver and the executors, and what it neutralises so that
+//! user configuration cannot route around them.
+//!
+//! ## What is injected (tiers with credentials)
+//!
+//! | key | where it matters |
+//! |---|---|
+//! | `spark.hadoop.fs.s3a.access.key`, `.secret.key`, `.session.token` (when there is a token) | S3A on driver and executors |
+//! | `spark.hadoop.fs.s3a.aws.credentials.provider` = `TemporaryAWSCredentialsProvider` (token) or `SimpleAWSCredentialsProvider` (static keys) | S3A reads only those keys |
+//! | `spark.executorEnv.AWS_*` | executors (all cluster managers; in `local` the executors share the driver's environment) |
+//! | `spark.yarn.appMasterEnv.AWS_*` | YARN cluster mode: the driver runs in the application master |
+//! | `spark.kubernetes.driverEnv.AWS_*` | Kubernetes cluster mode: the driver pod |
+//!
+//! `AWS_*` here is `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`
+//! (with a token), `AWS_CREDENTIAL_EXPIRATION` (with an expiry), `AWS_REGION`,
+//! `AWS_DEFAULT_REGION` (unless the user configured them: a region does not widen
+//! anything) and `AWS_EC2_METADATA_DISABLED=true` (no fall-back to the node's instance
+//! profile). In client and local mode the driver is the `spark-submit` process
+//! itself; it gets the same variables through its process environment
+//! (`provisioner::child_env`), not through conf.
+//!
+//! Standalone cluster mode: the driver gets the S3A keys through conf; its process
+//! environment is the submitter's only with the legacy (non-REST) submission client.
+//!
+//! ## What is neutralised
+//!
+//! Keys that would widen or bypass the scope, wherever they come from:
+//!
+//! * S3A credential keys, globally or per bucket (`fs.s3a.bucket.NAME.…`): `access.key`,
+//!   `secret.key`, `session.token`, `aws.credentials.provider`,
+//!   `aws.credentials.provider.mapping` (can rename the provider class),
+//!   `security.credential.provider.path` (a credential store is consulted *before*
+//!   the conf value), `delegation.token.binding`, and every `assumed.role.*`;
+//! * `spark.hadoop.hadoop.security.credential.provider.path`;
+//! * `AWS_*` credential variables in `spark.executorEnv.`, `spark.yarn.appMasterEnv.`,
+//!   `spark.kubernetes.driverEnv.` and `spark.kubernetes.{driver,executor}.secretKeyRef.`:
+//!   the ones the wrapper sets, plus the credential-source variables of SPEC section 6
+//!   (`AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_ROLE_ARN`,
+//!   `AWS_WEB_IDENTITY_TOKEN_FILE`, every `AWS_CONTAINER_*`, `BOTO_CONFIG`, …).
+//!   Other `AWS_*` (region, endpoints, retries) are left alone.
+//!
+//! How depends on where the key comes from, because `--conf` beats the properties
+//! file and secrets must never be put on the command line:
+//!
+//! * **from a properties file or `spark-defaults.conf`** — the merged file is the
+//!   wrapper's: keys it injects are overwritten with the scoped values; a bucket with
+//!   its own provider or keys gets the scoped provider and keys for that bucket; every
+//!   other neutralised key is left out (or, when Spark will re-read the defaults
+//!   file, shadowed with an empty value);
+//! * **from `--conf`** — the user's token stays as it is and a later `--conf` (inserted
+//!   before the primary resource, so last-wins makes it win) carries a *non-secret*
+//!   neutral value: for S3A keys, the scope's provider becomes
+//!   `com.amazonaws.auth.EnvironmentVariableCredentialsProvider` (Hadoop 3.4 maps it to
+//!   the SDK v2 class), which ignores the conf keys and reads the `AWS_*` variables the
+//!   wrapper sets on driver and executors; for `AWS_ACCESS_KEY_ID`,
+//!   `AWS_EC2_METADATA_DISABLED` and `AWS_CREDENTIAL_EXPIRATION` the scoped value; for
+//!   secret variables and credential sources an empty value — an SDK then finds no
+//!   usable credentials there and fails closed; `assumed.role.*` keys need nothing as
+//!   no provider that reads them is left in place.
+//!
+//! Every neutralised key adds one warning (key and source, never a value) to the
+//! decision record.
+//!
+//! ## The default tier
+//!
+//! With default cluster credentials nothing is minted, nothing is injected and
+//! nothing is neutralised: the platform documents default credentials as
+//! unrestricted, so there is no scope to protect, and the job runs exactly as the user
+//! wrote it.
+//!
+//! ## Limits
+//!
+//! Only Spark configuration is seen. Hadoop XML files on the cluster (`core-site.xml`),
+//! Kubernetes pod templates and mounted secrets, and EMRFS (`s3://` on EMR, which is
+//! not S3A) are outside this module's reach.
+//!
+//! This module never writes, logs or puts on a command line a secret value: secrets
+//! only go into [`Injection::set`], which ends up in the properties file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::conf::{Effective, Source};
+
+pub const TEMPORARY_PROVIDER: &str = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider";
+pub const SIMPLE_PROVIDER: &str = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider";
+/// The SDK v1 name; Hadoop 3.4+ maps it to the SDK v2 environment provider.
+pub const ENV_PROVIDER: &str = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider";
+
+const S3A: &str = "spark.hadoop.fs.s3a.";
+const S3A_BUCKET: &str = "spark.hadoop.fs.s3a.bucket.";
+const HADOOP_CREDENTIAL_PATH: &str = "spark.hadoop.hadoop.security.credential.provider.path";
+
+pub const EXECUTOR_ENV: &str = "spark.executorEnv.";
+pub const YARN_AM_ENV: &str = "spark.yarn.appMasterEnv.";
+pub const K8S_DRIVER_ENV: &str = "spark.kubernetes.driverEnv.";
+const ENV_PREFIXES: &[&str] = &[
+    EXECUTOR_ENV,
+    YARN_AM_ENV,
+    K8S_DRIVER_ENV,
+    "spark.kubernetes.driver.secretKeyRef.",
+    "spark.kubernetes.executor.secretKeyRef.",
+];
+
+/// Credential-source variables that never reach a scoped job (SPEC section 6).
+const REMOVED_ENV: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SDK_LOAD_CONFIG",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CREDENTIAL_FILE",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SESSION_EXPIRATION",
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_SESSION_NAME",
+    "BOTO_CONFIG",
+];
+
+/// Credential variables the wrapper itself sets.
+const CREDENTIAL_ENV: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
+/// Which cluster manager runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manager {
+    Local,
+    Standalone,
+    Yarn,
+    Kubernetes,
+    Other,
+}
+
+/// Where driver and executors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deploy {
+    pub manager: Manager,
+    /// `--deploy-mode cluster`: the driver runs on the cluster, not in this process.
+    pub cluster: bool,
+}
+
+impl Deploy {
+    /// From the effective master and deploy mode (Spark's defaults: `local[*]`, client).
+    pub fn from(master: Option<&str>, deploy_mode: Option<&str>) -> Deploy {
+        let m = master.unwrap_or("local[*]").trim();
+        let manager = if m.starts_with("local") {
+            Manager::Local
+        } else if m.starts_with("spark://") {
+            Manager::Standalone
+        } else if m == "yarn" || m.starts_with("yarn-") {
+            Manager::Yarn
+        } else if m.starts_with("k8s://") {
+            Manager::Kubernetes
+        } else {
+            Manager::Other
+        };
+        Deploy {
+            manager,
+            cluster: deploy_mode.map(str::trim) == Some("cluster"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let m = match self.manager {
+            Manager::Local => "local",
+            Manager::Standalone => "standalone",
+            Manager::Yarn => "yarn",
+            Manager::Kubernetes => "kubernetes",
+            Manager::Other => "other",
+        };
+        format!("{m} {}", if self.cluster { "cluster" } else { "client" })
+    }
+
+    /// The env-conf prefixes the wrapper fills for this deployment.
+    pub fn env_prefixes(&self) -> Vec<&'static str> {
+        let mut v = vec![EXECUTOR_ENV];
+        if self.cluster {
+            match self.manager {
+                Manager::Yarn => v.push(YARN_AM_ENV),
+                Manager::Kubernetes => v.push(K8S_DRIVER_ENV),
+                _ => {}
+            }
+        }
+        v
+    }
+}
+
+/// The scoped credentials to inject. `Debug` never shows the secret parts.
+#[derive(Clone)]
+pub struct Scoped {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// RFC 3339.
+    pub expiration: Option<String>,
+    pub region: Option<String>,
+}
+
+impl std::fmt::Debug for Scoped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expiration", &self.expiration)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl Scoped {
+    fn provider(&self) -> &'static str {
+        if self.session_token.is_some() {
+            TEMPORARY_PROVIDER
+        } else {
+            SIMPLE_PROVIDER
+        }
+    }
+
+    /// True when `value` is one of the secret parts (used to guard the command line).
+    fn is_secret(&self, value: &str) -> bool {
+        value == self.secret_access_key || self.session_token.as_deref() == Some(value)
+    }
+}
+
+/// What to do to the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Injection {
+    /// Keys to write into the merged properties file (over its base content).
+    pub set: BTreeMap<String, String>,
+    /// Keys to leave out of the merged properties file.
+    pub remove: BTreeSet<String>,
+    /// `--conf KEY=VALUE` overrides for the command line. Never a secret.
+    pub cli: Vec<(String, String)>,
+    /// One line per neutralised key, for the decision record. Never a value.
+    pub warnings: Vec<String>,
+}
+
+impl Injection {
+    /// The merged properties file: the base content (see [`Effective::file_base`]),
+    /// minus `remove`, plus `set`.
+    pub fn merged_file(&self, eff: &Effective) -> BTreeMap<String, String> {
+        let mut m = eff.file_base();
+        for k in &self.remove {
+            m.remove(k);
+        }
+        for (k, v) in &self.set {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    }
+
+    /// The command-line additions as tokens (`--conf`, `KEY=VALUE`, …).
+    pub fn cli_tokens(&self) -> Vec<String> {
+        self.cli
+            .iter()
+            .flat_map(|(k, v)| ["--conf".to_string(), format!("{k}={v}")])
+            .collect()
+    }
+}
+
+/// The kinds of S3A keys that decide which credentials S3A uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum S3aKind {
+    AccessKey,
+    SecretKey,
+    SessionToken,
+    Provider,
+    ProviderMapping,
+    CredentialPath,
+    DelegationBinding,
+    AssumedRole,
+}
+
+const S3A_SUFFIXES: &[(&str, S3aKind)] = &[
+    ("access.key", S3aKind::AccessKey),
+    ("secret.key", S3aKind::SecretKey),
+    ("session.token", S3aKind::SessionToken),
+    ("aws.credentials.provider.mapping", S3aKind::ProviderMapping),
+    ("aws.credentials.provider", S3aKind::Provider),
+    ("security.credential.provider.path", S3aKind::CredentialPath),
+    ("delegation.token.binding", S3aKind::DelegationBinding),
+];
+
+/// A configuration key that decides credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Class {
+    /// `spark.hadoop.fs.s3a.KIND` (and the Hadoop-wide credential provider path).
+    S3aBase(S3aKind),
+    /// `spark.hadoop.fs.s3a.bucket.BUCKET.KIND`.
+    S3aBucket(String, S3aKind),
+    /// `PREFIX` + an `AWS_*` credential variable.
+    Env { prefix: &'static str, name: String },
+}
+
+fn classify(key: &str) -> Option<Class> {
+    if key == HADOOP_CREDENTIAL_PATH {
+        return Some(Class::S3aBase(S3aKind::CredentialPath));
+    }
+    if let Some(rest) = key.strip_prefix(S3A_BUCKET) {
+        for (suffix, kind) in S3A_SUFFIXES {
+            if let Some(bucket) = rest
+                .strip_suffix(suffix)
+                .and_then(|b| b.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+            {
+                return Some(Class::S3aBucket(bucket.to_string(), *kind));
+            }
+        }
+        if let Some(pos) = rest.find(".assumed.role.") {
+            if pos > 0 {
+                return Some(Class::S3aBucket(
+                    rest[..pos].to_string(),
+                    S3aKind::AssumedRole,
+                ));
+            }
+        }
+        return None;
+    }
+    if let Some(rest) = key.strip_prefix(S3A) {
+        if rest.starts_with("assumed.role.") {
+            return Some(Class::S3aBase(S3aKind::AssumedRole));
+        }
+        return S3A_SUFFIXES
+            .iter()
+            .find(|(s, _)| *s == rest)
+            .map(|(_, k)| Class::S3aBase(*k));
+    }
+    for prefix in ENV_PREFIXES {
+        if let Some(name) = key.strip_prefix(prefix) {
+            let credential = CREDENTIAL_ENV.contains(&name)
+                || REMOVED_ENV.contains(&name)
+                || name.starts_with("AWS_CONTAINER_");
+            return credential.then(|| Class::Env {
+                prefix,
+                name: name.to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// Plans the injection for a tier with credentials. (The default tier does not call
+/// this: nothing is injected or neutralised there.)
+pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
+    let mut inj = Injection::default();
+    let provider = creds.provider();
+
+    // 1. The scoped values, per key.
+    inj.set
+        .insert(format!("{S3A}access.key"), creds.access_key_id.clone());
+    inj.set
+        .insert(format!("{S3A}secret.key"), creds.secret_access_key.clone());
+    if let Some(t) = &creds.session_token {
+        inj.set.insert(format!("{S3A}session.token"), t.clone());
+    }
+    inj.set
+        .insert(format!("{S3A}aws.credentials.provider"), provider.into());
+    let env_values = env_values(creds);
+    for prefix in deploy.env_prefixes() {
+        for (name, value) in &env_values {
+            let key = format!("{prefix}{name}");
+            let region = *name == "AWS_REGION" || *name == "AWS_DEFAULT_REGION";
+            if region && eff.entries.contains_key(&key) {
+                continue; // the user's region stands
+            }
+            inj.set.insert(key, value.clone());
+        }
+    }
+    if deploy.cluster && deploy.manager == Manager::Other {
+        inj.warnings.push(
+            "spark conf: unknown cluster manager in cluster mode; the driver gets the scoped keys through spark.hadoop.fs.s3a.* only, not through its environment".into(),
+        );
+    }
+
+    // 2. Neutralise what the user configured.
+    let mut base_cli_env_provider = false;
+    let mut bucket_keys: BTreeSet<String> = BTreeSet::new();
+    let mut bucket_cli_env_provider: BTreeSet<String> = BTreeSet::new();
+    for (key, entry) in &eff.entries {
+        let Some(class) = classify(key) else { continue };
+        let from = entry.source.describe();
+        match (&class, entry.source) {
+            // Keys the wrapper sets itself, from a file: overwritten in the merged file.
+            (Class::S3aBase(_) | Class::Env { .. }, Source::PropertiesFile | Source::Defaults)
+                if inj.set.contains_key(key) =>
+            {
+                if inj.set.get(key) != Some(&entry.value) {
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from {from} replaced by the scoped value"
+                    ));
+                }
+            }
+            (Class::S3aBase(kind), Source::Cli(_)) => match kind {
+                S3aKind::AssumedRole => inj.warnings.push(format!(
+                    "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
+                )),
+                S3aKind::DelegationBinding | S3aKind::ProviderMapping => {
+                    inj.cli.push((key.clone(), String::new()));
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf bypasses the scoped credentials; overridden with an empty value on the command line; remove it"
+                    ));
+                }
+                _ => {
+                    base_cli_env_provider = true;
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf bypasses the scoped credentials; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                    ));
+                }
+            },
+            (Class::S3aBucket(bucket, kind), Source::Cli(_)) => match kind {
+                S3aKind::AssumedRole => inj.warnings.push(format!(
+                    "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
+                )),
+                S3aKind::DelegationBinding | S3aKind::ProviderMapping => {
+                    inj.cli.push((key.clone(), String::new()));
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf bypasses the scoped credentials; overridden with an empty value on the command line; remove it"
+                    ));
+                }
+                _ => {
+                    bucket_cli_env_provider.insert(bucket.clone());
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf bypasses the scoped credentials for bucket {bucket}; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                    ));
+                }
+            },
+            (Class::S3aBucket(bucket, kind), _) => {
+                if matches!(
+                    kind,
+                    S3aKind::AccessKey | S3aKind::SecretKey | S3aKind::SessionToken | S3aKind::Provider
+                ) {
+                    bucket_keys.insert(bucket.clone());
+                }
+                drop_from_file(&mut inj, eff, key);
+                inj.warnings.push(format!(
+                    "spark conf: {key} from {from} bypasses the scoped credentials for bucket {bucket}; removed"
+                ));
+            }
+            (Class::S3aBase(_), _) => {
+                drop_from_file(&mut inj, eff, key);
+                inj.warnings.push(format!(
+                    "spark conf: {key} from {from} bypasses the scoped credentials; removed"
+                ));
+            }
+            (Class::Env { name, .. }, Source::Cli(_)) => {
+                let value = if inj.set.contains_key(key) {
+                    match name.as_str() {
+                        "AWS_ACCESS_KEY_ID" | "AWS_EC2_METADATA_DISABLED" | "AWS_CREDENTIAL_EXPIRATION" => {
+                            inj.set.get(key).cloned().unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    }
+                } else {
+                    String::new()
+                };
+                let what = if value.is_empty() {
+                    "overridden with an empty value on the command line (secrets never go there), so this variable holds no credential"
+                } else {
+                    "overridden with the scoped value on the command line"
+                };
+                inj.cli.push((key.clone(), value));
+                inj.warnings.push(format!(
+                    "spark conf: {key} from --conf bypasses the scoped credentials; {what}; remove it"
+                ));
+            }
+            (Class::Env { .. }, _) => {
+                drop_from_file(&mut inj, eff, key);
+                inj.warnings.push(format!(
+                    "spark conf: {key} from {from} bypasses the scoped credentials; removed"
+                ));
+            }
+        }
+    }
+
+    // 3. Buckets with their own provider or keys use the scoped ones.
+    for bucket in &bucket_keys {
+        let p = format!("{S3A_BUCKET}{bucket}.");
+        inj.set
+            .insert(format!("{p}aws.credentials.provider"), provider.into());
+        inj.set
+            .insert(format!("{p}access.key"), creds.access_key_id.clone());
+        inj.set
+            .insert(format!("{p}secret.key"), creds.secret_access_key.clone());
+        if let Some(t) = &creds.session_token {
+            inj.set.insert(format!("{p}session.token"), t.clone());
+            inj.remove.remove(&format!("{p}session.token"));
+        }
+        for k in ["aws.credentials.provider", "access.key", "secret.key"] {
+            inj.remove.remove(&format!("{p}{k}"));
+        }
+    }
+    if base_cli_env_provider {
+        inj.cli.push((
+            format!("{S3A}aws.credentials.provider"),
+            ENV_PROVIDER.into(),
+        ));
+    }
+    for bucket in &bucket_cli_env_provider {
+        inj.cli.push((
+            format!("{S3A_BUCKET}{bucket}.aws.credentials.provider"),
+            ENV_PROVIDER.into(),
+        ));
+    }
+
+    // A secret must never reach the command line, whatever the rules above say.
+    inj.cli.retain(|(_, v)| !creds.is_secret(v));
+    inj
+}
+
+/// Leaves `key` out of the merged file; when Spark will re-read the defaults file
+/// and finds the key there, shadows it with an empty value instead.
+fn drop_from_file(inj: &mut Injection, eff: &Effective, key: &str) {
+    let in_defaults = eff.defaults.as_ref().is_some_and(|d| d.contains_key(key));
+    if eff.defaults_reread && in_defaults {
+        inj.set.entry(key.to_string()).or_default();
+    } else {
+        inj.remove.insert(key.to_string());
+    }
+}
+
+/// The `AWS_*` variables for env conf, in a stable order.
+fn env_values(c: &Scoped) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+    ];
+    if let Some(t) = &c.session_token {
+        v.push(("AWS_SESSION_TOKEN", t.clone()));
+    }
+    if let Some(e) = &c.expiration {
+        v.push(("AWS_CREDENTIAL_EXPIRATION", e.clone()));
+    }
+    if let Some(r) = &c.region {
+        v.push(("AWS_REGION", r.clone()));
+        v.push(("AWS_DEFAULT_REGION", r.clone()));
+    }
+    v.push(("AWS_EC2_METADATA_DISABLED", "true".into()));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scoped(token: bool) -> Scoped {
+        Scoped {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "SECRETVALUE".into(),
+            session_token: token.then(|| "TOKENVALUE".into()),
+            expiration: token.then(|| "2026-11-22T22:00:00Z".into()),
+            region: Some("us-east-1".into()),
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn cli(pairs: &[(&str, &str)]) -> Vec<(usize, String, String)> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (i * 2, k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn classify_keys() {
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.bucket.my.data.bucket.secret.key"),
+            Some(Class::S3aBucket(
+                "my.data.bucket".into(),
+                S3aKind::SecretKey
+            ))
+        );
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.bucket.b.aws.credentials.provider.mapping"),
+            Some(Class::S3aBucket("b".into(), S3aKind::ProviderMapping))
+        );
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.bucket.b.assumed.role.arn"),
+            Some(Class::S3aBucket("b".into(), S3aKind::AssumedRole))
+        );
+        assert_eq!(classify("spark.hadoop.fs.s3a.bucket.b.endpoint"), None);
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.assumed.role.credentials.provider"),
+            Some(Class::S3aBase(S3aKind::AssumedRole))
+        );
+        assert_eq!(classify("spark.hadoop.fs.s3a.endpoint"), None);
+        assert_eq!(
+            classify("spark.hadoop.hadoop.security.credential.provider.path"),
+            Some(Class::S3aBase(S3aKind::CredentialPath))
+        );
+        assert!(matches!(
+            classify("spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            Some(Class::Env { .. })
+        ));
+        assert!(matches!(
+            classify("spark.kubernetes.driver.secretKeyRef.AWS_SECRET_ACCESS_KEY"),
+            Some(Class::Env { .. })
+        ));
+        assert_eq!(classify("spark.executorEnv.AWS_ENDPOINT_URL"), None);
+        assert_eq!(classify("spark.executorEnv.PATH"), None);
+    }
+
+    #[test]
+    fn deploy_from_master_and_mode() {
+        assert_eq!(Deploy::from(None, None).manager, Manager::Local);
+        let d = Deploy::from(Some("yarn"), Some("cluster"));
+        assert_eq!((d.manager, d.cluster), (Manager::Yarn, true));
+        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV, YARN_AM_ENV]);
+        let d = Deploy::from(Some("k8s://https://api:6443"), Some("cluster"));
+        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV, K8S_DRIVER_ENV]);
+        let d = Deploy::from(Some("k8s://https://api:6443"), Some("client"));
+        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV]);
+        assert_eq!(
+            Deploy::from(Some("spark://m:7077"), None).manager,
+            Manager::Standalone
+        );
+    }
+
+    #[test]
+    fn injects_temporary_provider_and_env_for_yarn_cluster() {
+        let eff = Effective::merge(&[], None, None, false);
+        let inj = plan(
+            &eff,
+            &scoped(true),
+            Deploy::from(Some("yarn"), Some("cluster")),
+        );
+        let s = &inj.set;
+        assert_eq!(
+            s["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            TEMPORARY_PROVIDER
+        );
+        assert_eq!(s["spark.hadoop.fs.s3a.session.token"], "TOKENVALUE");
+        assert_eq!(s["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "SECRETVALUE");
+        assert_eq!(s["spark.yarn.appMasterEnv.AWS_SESSION_TOKEN"], "TOKENVALUE");
+        assert_eq!(s["spark.executorEnv.AWS_EC2_METADATA_DISABLED"], "true");
+        assert!(!s.keys().any(|k| k.starts_with(K8S_DRIVER_ENV)));
+        assert!(inj.cli.is_empty() && inj.warnings.is_empty());
+    }
+
+    #[test]
+    fn static_keys_use_simple_provider_and_drop_user_tokens() {
+        let eff = Effective::merge(
+            &[],
+            Some(map(&[
+                ("spark.hadoop.fs.s3a.session.token", "old"),
+                ("spark.executorEnv.AWS_SESSION_TOKEN", "old"),
+            ])),
+            None,
+            false,
+        );
+        let inj = plan(&eff, &scoped(false), Deploy::from(Some("local[2]"), None));
+        assert_eq!(
+            inj.set["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            SIMPLE_PROVIDER
+        );
+        let merged = inj.merged_file(&eff);
+        assert!(!merged.contains_key("spark.hadoop.fs.s3a.session.token"));
+        assert!(!merged.contains_key("spark.executorEnv.AWS_SESSION_TOKEN"));
+        assert_eq!(inj.warnings.len(), 2);
+    }
+
+    #[test]
+    fn user_region_stands() {
+        let eff = Effective::merge(
+            &cli(&[("spark.executorEnv.AWS_REGION", "eu-west-1")]),
+            None,
+            None,
+            false,
+        );
+        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        assert!(!inj.set.contains_key("spark.executorEnv.AWS_REGION"));
+        assert!(inj.cli.is_empty());
+    }
+
+    #[test]
+    fn file_bucket_keys_get_scoped_values_and_other_bypasses_are_removed() {
+        let eff = Effective::merge(
+            &[],
+            Some(map(&[
+                ("spark.hadoop.fs.s3a.bucket.raw.access.key", "AKIAUSER"),
+                ("spark.hadoop.fs.s3a.bucket.raw.secret.key", "usersecret"),
+                (
+                    "spark.hadoop.fs.s3a.bucket.raw.assumed.role.arn",
+                    "arn:aws:iam::1:role/x",
+                ),
+                (
+                    "spark.hadoop.fs.s3a.assumed.role.arn",
+                    "arn:aws:iam::1:role/y",
+                ),
+                (
+                    "spark.hadoop.hadoop.security.credential.provider.path",
+                    "jceks://file/x",
+                ),
+                ("spark.executorEnv.AWS_PROFILE", "admin"),
+                ("spark.executorEnv.AWS_SECRET_ACCESS_KEY", "usersecret"),
+                ("spark.hadoop.fs.s3a.endpoint", "http://127.0.0.1:9000"),
+            ])),
+            None,
+            false,
+        );
+        let inj = plan(
+            &eff,
+            &scoped(true),
+            Deploy::from(Some("yarn"), Some("client")),
+        );
+        let m = inj.merged_file(&eff);
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.bucket.raw.access.key"],
+            "ASIAEXAMPLE"
+        );
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.bucket.raw.secret.key"],
+            "SECRETVALUE"
+        );
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.bucket.raw.session.token"],
+            "TOKENVALUE"
+        );
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
+            TEMPORARY_PROVIDER
+        );
+        assert!(!m.contains_key("spark.hadoop.fs.s3a.bucket.raw.assumed.role.arn"));
+        assert!(!m.contains_key("spark.hadoop.fs.s3a.assumed.role.arn"));
+        assert!(!m.contains_key("spark.hadoop.hadoop.security.credential.provider.path"));
+        assert!(!m.contains_key("spark.executorEnv.AWS_PROFILE"));
+        assert_eq!(m["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "SECRETVALUE");
+        assert_eq!(m["spark.hadoop.fs.s3a.endpoint"], "http://127.0.0.1:9000");
+        assert!(inj.cli.is_empty());
+        assert_eq!(inj.warnings.len(), 7, "{:#?}", inj.warnings);
+        assert!(
+            inj.warnings
+                .iter()
+                .all(|w| !w.contains("usersecret") && !w.contains("AKIAUSER"))
+        );
+    }
+
+    #[test]
+    fn defaults_reread_shadows_instead_of_removing() {
+        let eff = Effective::merge(
+            &[],
+            Some(map(&[])),
+            Some(map(&[
+                ("spark.executorEnv.AWS_PROFILE", "admin"),
+                ("spark.hadoop.fs.s3a.assumed.role.arn", "arn"),
+            ])),
+            true,
+        );
+        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let m = inj.merged_file(&eff);
+        assert_eq!(m["spark.executorEnv.AWS_PROFILE"], "");
+        assert_eq!(m["spark.hadoop.fs.s3a.assumed.role.arn"], "");
+    }
+
+    #[test]
+    fn cli_bypasses_get_non_secret_overrides() {
+        let eff = Effective::merge(
+            &cli(&[
+                ("spark.hadoop.fs.s3a.secret.key", "usersecret"),
+                (
+                    "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
+                    "com.amazonaws.auth.InstanceProfileCredentialsProvider",
+                ),
+                ("spark.hadoop.fs.s3a.bucket.raw.assumed.role.arn", "arn"),
+                ("spark.executorEnv.AWS_ACCESS_KEY_ID", "AKIAUSER"),
+                ("spark.executorEnv.AWS_SECRET_ACCESS_KEY", "usersecret"),
+                ("spark.executorEnv.AWS_PROFILE", "admin"),
+                ("spark.hadoop.fs.s3a.delegation.token.binding", "x"),
+            ]),
+            None,
+            None,
+            false,
+        );
+        let inj = plan(
+            &eff,
+            &scoped(true),
+            Deploy::from(Some("yarn"), Some("client")),
+        );
+        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
+        assert_eq!(
+            cli["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            ENV_PROVIDER
+        );
+        assert_eq!(
+            cli["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
+            ENV_PROVIDER
+        );
+        assert_eq!(cli["spark.executorEnv.AWS_ACCESS_KEY_ID"], "ASIAEXAMPLE");
+        assert_eq!(cli["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "");
+        assert_eq!(cli["spark.executorEnv.AWS_PROFILE"], "");
+        assert_eq!(cli["spark.hadoop.fs.s3a.delegation.token.binding"], "");
+        assert!(!cli.contains_key("spark.hadoop.fs.s3a.bucket.raw.assumed.role.arn"));
+        for (_, v) in &inj.cli {
+            assert!(v != "SECRETVALUE" && v != "TOKENVALUE");
+        }
+        assert_eq!(inj.warnings.len(), 7);
+    }
+
+    #[test]
+    fn secret_env_conf_in_a_mode_without_that_prefix_is_emptied() {
+        // appMasterEnv is not injected in client mode; the user's value is still
+        // neutralised.
+        let eff = Effective::merge(
+            &cli(&[("spark.yarn.appMasterEnv.AWS_ACCESS_KEY_ID", "AKIAUSER")]),
+            None,
+            None,
+            false,
+        );
+        let inj = plan(
+            &eff,
+            &scoped(true),
+            Deploy::from(Some("yarn"), Some("client")),
+        );
+        assert_eq!(
+            inj.cli,
+            vec![(
+                "spark.yarn.appMasterEnv.AWS_ACCESS_KEY_ID".to_string(),
+                String::new()
+            )]
+        );
+    }
+
+    #[test]
+    fn scoped_debug_hides_secrets() {
+        let s = format!("{:?}", scoped(true));
+        assert!(
+            !s.contains("SECRETVALUE") && !s.contains("TOKENVALUE"),
+            "{s}"
+        );
+    }
+}
