@@ -206,12 +206,18 @@ mod tests {
     /// call exec take turns so they do not observe each other's window.
     static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    fn serial() -> std::sync::MutexGuard<'static, ()> {
-        SIGNALS.lock().unwrap_or_else(|e| e.into_inner())
+    fn serial() -> (
+        std::sync::MutexGuard<'static, ()>,
+        std::sync::RwLockReadGuard<'static, ()>,
+    ) {
+        (
+            SIGNALS.lock().unwrap_or_else(|e| e.into_inner()),
+            crate::test_support::spawning(),
+        )
     }
 
     fn file(path: &Path, mode: u32) {
-        fs::write(path, "#!/bin/sh\nexit 0\n").unwrap();
+        crate::test_support::write_executable(path, b"#!/bin/sh\nexit 0\n");
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
@@ -303,10 +309,10 @@ mod tests {
 
     #[test]
     fn exec_of_a_non_executable_file_is_126_with_the_cause() {
-        let _g = serial();
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("plain");
         file(&p, 0o644);
+        let _g = serial();
         let e = exec(&p, &["plain".into()], &ChildEnv::default());
         assert_eq!(e.exit_code(), 126);
         assert!(e.to_string().contains("permission denied"), "{e}");
@@ -325,11 +331,10 @@ mod tests {
 
     #[test]
     fn exec_of_a_script_with_a_missing_interpreter_is_126() {
-        let _g = serial();
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("script");
-        fs::write(&p, "#!/nonexistent/interpreter\n").unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        crate::test_support::write_executable(&p, b"#!/nonexistent/interpreter\n");
+        let _g = serial();
         let e = exec(&p, &["script".into()], &ChildEnv::default());
         assert_eq!(e.exit_code(), 126);
         assert!(e.to_string().contains("interpreter"), "{e}");
@@ -337,11 +342,10 @@ mod tests {
 
     #[test]
     fn exec_of_a_file_without_format_is_126() {
-        let _g = serial();
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("data");
-        fs::write(&p, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        crate::test_support::write_executable(&p, &[0u8, 1, 2, 3, 4, 5, 6, 7]);
+        let _g = serial();
         let e = exec(&p, &["data".into()], &ChildEnv::default());
         assert_eq!(e.exit_code(), 126);
         assert!(e.to_string().contains("exec format error"), "{e}");

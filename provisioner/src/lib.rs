@@ -29,3 +29,6 @@ pub mod mint;
 pub mod model;
 pub mod policy;
 pub mod record;
+
+#[cfg(test)]
+mod test_support;
