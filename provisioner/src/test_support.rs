@@ -1,4 +1,4 @@
-//! Helpers shared by unit tests.
+//! Test utilities shared by unit tests.
 //!
 //! Writing an executable while another test thread forks lets the child inherit the
 //! open write descriptor for a moment, and executing the file then fails with "text file
