@@ -1,31 +1,159 @@
 //! The environment the child program starts with (SPEC section 6).
 //!
-//! (Interface fixed; implementation in progress.)
+//! [`ChildEnv::for_launch`] turns the launcher's raw environment (every `environ`
+//! entry, in order, duplicates included: `std::env::vars_os()` on Linux keeps them) and
+//! the launch's decision and credentials into the exact list handed to `execve`.
+//!
+//! Rules, in the order they apply:
+//!
+//! 1. **Credentials present** (minted by STS, or static keys): every entry of every
+//!    name in [`SET_WHEN_CREDENTIALS`], [`REMOVED_WHEN_CREDENTIALS`] and [`MARKER`] is
+//!    removed, not only the first one, because a process reading its environment with a
+//!    different library may pick a different duplicate. Then `AWS_ACCESS_KEY_ID`,
+//!    `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (only when the identity has one),
+//!    `AWS_CREDENTIAL_EXPIRATION` (only when it expires), `AWS_REGION`,
+//!    `AWS_DEFAULT_REGION`, `AWS_EC2_METADATA_DISABLED=true` and the marker are
+//!    appended in that order. A token or expiry left over from the parent is therefore
+//!    gone when the identity has none: a stale token would be sent with static keys and
+//!    rejected, a stale expiry would make botocore treat the keys as expired.
+//! 2. **Default tier** (`Plan::Ambient`, no credentials): the environment is kept as it
+//!    is, except that every old marker entry is replaced by the new one. The child keeps
+//!    the cluster's own credential chain, which is what the default tier means.
+//! 3. **A plan that needed credentials but got none, or a refusal** (a caller bug: the
+//!    launcher never execs in those cases): fail closed. Every credential source is
+//!    removed as in rule 1, the metadata service is disabled, and no marker is set, so
+//!    a child started anyway has no AWS identity at all rather than a broader one.
+//!
+//! Entries that are not touched keep their relative order, and duplicates of untouched
+//! names are passed through as they are.
+//!
+//! The marker ([`MARKER`], format in [`Marker`]) tells `spark-submit-wrap` running
+//! inside the kernel that the process was already provisioned.
+//!
+//! This module never logs, and its `Debug` output never shows a value from the
+//! environment: the list holds the secret key and the session token.
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::decision::Decision;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+
+use crate::decision::{Decision, Plan, Tier};
 use crate::mint::Credentials;
 
 /// Names the tier and expiry of a provisioned process; `spark-submit-wrap` sees it and
-/// propagates instead of resolving again.
+/// propagates instead of resolving again. Value format: see [`Marker`].
 pub const MARKER: &str = "SYN_PROVISIONED";
 
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub const AWS_CREDENTIAL_EXPIRATION: &str = "AWS_CREDENTIAL_EXPIRATION";
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub const AWS_EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
+
+/// The names set when credentials are present (each only when it has a value), in the
+/// order they are appended. Every parent entry of these names is removed first.
+pub const SET_WHEN_CREDENTIALS: &[&str] = &[
+    AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
+    AWS_CREDENTIAL_EXPIRATION,
+    AWS_REGION,
+    AWS_DEFAULT_REGION,
+    AWS_EC2_METADATA_DISABLED,
+];
+
+/// Other credential sources that would let the child's SDK find an identity other than
+/// the one decided (profiles, config files, web identity, container endpoints, legacy
+/// names). Every entry of each is removed when credentials are present (SPEC section 6).
+pub const REMOVED_WHEN_CREDENTIALS: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SDK_LOAD_CONFIG",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CREDENTIAL_FILE",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SESSION_EXPIRATION",
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "BOTO_CONFIG",
+];
+
 /// The child's complete environment, in order, duplicates preserved unless removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ChildEnv {
     vars: Vec<(OsString, OsString)>,
 }
 
+impl fmt::Debug for ChildEnv {
+    /// Names only: values include the secret key and the session token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildEnv")
+            .field(
+                "names",
+                &self
+                    .vars
+                    .iter()
+                    .map(|(k, _)| k.to_string_lossy())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 impl ChildEnv {
-    /// Builds the child's environment from the parent's raw entries.
+    /// Builds the child's environment from the parent's raw entries (module docs give
+    /// the rules).
     pub fn for_launch(
         parent: Vec<(OsString, OsString)>,
-        _decision: &Decision,
-        _creds: Option<&Credentials>,
-        _region: &str,
+        decision: &Decision,
+        creds: Option<&Credentials>,
+        region: &str,
     ) -> ChildEnv {
-        ChildEnv { vars: parent }
+        let mut env = ChildEnv { vars: parent };
+        match (creds, &decision.plan) {
+            (Some(c), _) => {
+                env.remove_credential_sources();
+                env.push(AWS_ACCESS_KEY_ID, &c.access_key_id);
+                env.push(AWS_SECRET_ACCESS_KEY, &c.secret_access_key);
+                if let Some(token) = &c.session_token {
+                    env.push(AWS_SESSION_TOKEN, token);
+                }
+                if let Some(exp) = c.expiration.and_then(rfc3339) {
+                    env.push(AWS_CREDENTIAL_EXPIRATION, &exp);
+                }
+                env.push(AWS_REGION, region);
+                env.push(AWS_DEFAULT_REGION, region);
+                env.push(AWS_EC2_METADATA_DISABLED, "true");
+                env.push(MARKER, &Marker::for_launch(decision, creds).to_string());
+            }
+            (None, Plan::Ambient) => {
+                env.remove_all(MARKER);
+                env.push(MARKER, &Marker::for_launch(decision, None).to_string());
+            }
+            (None, Plan::AssumeRole(_) | Plan::StaticKeys(_) | Plan::Refused(_)) => {
+                env.remove_credential_sources();
+                env.push(AWS_EC2_METADATA_DISABLED, "true");
+            }
+        }
+        env
+    }
+
+    /// An environment taken as is (for callers that build the list themselves).
+    pub fn from_vars(vars: Vec<(OsString, OsString)>) -> ChildEnv {
+        ChildEnv { vars }
     }
 
     pub fn vars(&self) -> &[(OsString, OsString)] {
@@ -39,5 +167,549 @@ impl ChildEnv {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_os_str())
+    }
+
+    /// Removes every entry that could carry or point at an identity, and the marker.
+    fn remove_credential_sources(&mut self) {
+        self.vars.retain(|(k, _)| {
+            !(k == MARKER
+                || SET_WHEN_CREDENTIALS.iter().any(|n| k == n)
+                || REMOVED_WHEN_CREDENTIALS.iter().any(|n| k == n))
+        });
+    }
+
+    fn remove_all(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| k != name);
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.vars.push((name.into(), value.into()));
+    }
+}
+
+/// Formats an expiry as RFC 3339 UTC with whole seconds (`2026-11-22T22:00:00Z`).
+/// Fractions are cut, which can only make the expiry look earlier, never later.
+/// `None` for times before 1970 or beyond what RFC 3339 can write.
+pub fn rfc3339(t: SystemTime) -> Option<String> {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok()?,
+        Err(_) => return None,
+    };
+    DateTime::from_secs(secs).fmt(Format::DateTime).ok()
+}
+
+/// Parses an RFC 3339 UTC time (`Z`, fractions accepted) as written by [`rfc3339`].
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let dt = DateTime::from_str(s, Format::DateTime).ok()?;
+    let secs = u64::try_from(dt.secs()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, dt.subsec_nanos()))
+}
+
+/// The value of [`MARKER`]: `;`-separated `key=value` fields.
+///
+/// ```text
+/// SYN_PROVISIONED=tier=session_policy;expiration=2026-11-22T22:00:00Z;user=alice
+/// ```
+///
+/// | key | value | present |
+/// |---|---|---|
+/// | `tier` | `workspace_sa`, `runtime_template_sa`, `session_policy` or `default` | always |
+/// | `expiration` | RFC 3339 UTC, whole seconds | when the credentials expire |
+/// | `user` | the launch's user id | always |
+///
+/// Readers must ignore keys they do not know (fields may be added) and must not rely on
+/// field order. Values never contain `;` (user ids are restricted to `[\w+=,.@-]`).
+/// The marker carries no secret; the credentials themselves are the `AWS_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub tier: Tier,
+    pub expiration: Option<SystemTime>,
+    pub user: String,
+}
+
+/// A marker value that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{MARKER} value \"{value}\" is invalid: {problem}; unset {MARKER} or launch through provisioner again"
+)]
+pub struct MarkerError {
+    pub value: String,
+    pub problem: String,
+}
+
+impl Marker {
+    /// The marker for a launch.
+    pub fn for_launch(decision: &Decision, creds: Option<&Credentials>) -> Marker {
+        Marker {
+            tier: decision.tier,
+            expiration: creds.and_then(|c| c.expiration),
+            user: decision.context.user.clone(),
+        }
+    }
+
+    /// Reads a marker value (the part after `SYN_PROVISIONED=`).
+    pub fn parse(value: &str) -> Result<Marker, MarkerError> {
+        let err = |problem: String| MarkerError {
+            value: value.escape_default().to_string(),
+            problem,
+        };
+        let mut tier = None;
+        let mut expiration = None;
+        let mut user = None;
+        for field in value.split(';').filter(|f| !f.is_empty()) {
+            let Some((key, val)) = field.split_once('=') else {
+                return Err(err(format!("field \"{field}\" has no '='")));
+            };
+            let slot_taken = match key {
+                "tier" => tier.replace(parse_tier(val).ok_or_else(|| {
+                    err(format!(
+                        "unknown tier \"{val}\" (expected workspace_sa, runtime_template_sa, session_policy or default)"
+                    ))
+                })?).is_some(),
+                "expiration" => expiration
+                    .replace(parse_rfc3339(val).ok_or_else(|| {
+                        err(format!("expiration \"{val}\" is not an RFC 3339 time"))
+                    })?)
+                    .is_some(),
+                "user" => {
+                    if val.is_empty() {
+                        return Err(err("user is empty".into()));
+                    }
+                    user.replace(val.to_string()).is_some()
+                }
+                // Fields added by later versions.
+                _ => false,
+            };
+            if slot_taken {
+                return Err(err(format!("field \"{key}\" appears twice")));
+            }
+        }
+        Ok(Marker {
+            tier: tier.ok_or_else(|| err("no tier field".into()))?,
+            expiration,
+            user: user.ok_or_else(|| err("no user field".into()))?,
+        })
+    }
+
+    /// Whether the credentials have expired at `now` (never for keys without expiry).
+    pub fn expired_at(&self, now: SystemTime) -> bool {
+        self.expiration.is_some_and(|e| e <= now)
+    }
+}
+
+fn parse_tier(s: &str) -> Option<Tier> {
+    [
+        Tier::WorkspaceSa,
+        Tier::RuntimeTemplateSa,
+        Tier::SessionPolicy,
+        Tier::Default,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == s)
+}
+
+impl fmt::Display for Marker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tier={}", self.tier)?;
+        if let Some(exp) = self.expiration.and_then(rfc3339) {
+            write!(f, ";expiration={exp}")?;
+        }
+        write!(f, ";user={}", self.user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Flow, LaunchContext};
+    use crate::decision::{AssumeRolePlan, DefaultReason, Refusal, RefusalCode, StaticKeysPlan};
+    use crate::model::{RoleArn, SecretRef};
+
+    const EXP_SECS: u64 = 1_795_384_800; // 2026-11-22T22:00:00Z
+
+    fn ctx() -> LaunchContext {
+        LaunchContext {
+            flow: Flow::Notebook,
+            user: "alice".into(),
+            workspace: None,
+            runtime_template: None,
+            job_id: None,
+        }
+    }
+
+    fn decision(tier: Tier, plan: Plan) -> Decision {
+        Decision {
+            context: ctx(),
+            tier,
+            reason: (tier == Tier::Default).then_some(DefaultReason::Disabled),
+            skipped: vec![],
+            warnings: vec![],
+            plan,
+        }
+    }
+
+    fn assume_role() -> Decision {
+        decision(
+            Tier::SessionPolicy,
+            Plan::AssumeRole(AssumeRolePlan {
+                service_account: None,
+                role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/PlatformInfraRole")
+                    .unwrap(),
+                session_name: "alice".into(),
+                duration_seconds: 43200,
+                external_id: None,
+                policy: None,
+                source_identity: None,
+                tags: vec![],
+            }),
+        )
+    }
+
+    fn static_keys() -> Decision {
+        decision(
+            Tier::RuntimeTemplateSa,
+            Plan::StaticKeys(StaticKeysPlan {
+                service_account: "sa-legacy".into(),
+                access_key_id: SecretRef::Env("K".into()),
+                secret_access_key: SecretRef::Env("S".into()),
+            }),
+        )
+    }
+
+    fn ambient() -> Decision {
+        decision(Tier::Default, Plan::Ambient)
+    }
+
+    fn sts_creds() -> Credentials {
+        Credentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "secret/value".into(),
+            session_token: Some("token-value".into()),
+            expiration: Some(UNIX_EPOCH + Duration::from_secs(EXP_SECS)),
+        }
+    }
+
+    fn key_creds() -> Credentials {
+        Credentials {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: "static-secret".into(),
+            session_token: None,
+            expiration: None,
+        }
+    }
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        list.iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    fn pairs(env: &ChildEnv) -> Vec<(String, String)> {
+        env.vars()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn count(env: &ChildEnv, name: &str) -> usize {
+        env.vars().iter().filter(|(k, _)| k == name).count()
+    }
+
+    fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn minted_credentials_are_appended_in_order_after_untouched_entries() {
+        let parent = vars(&[
+            ("PATH", "/usr/bin"),
+            ("AWS_ACCESS_KEY_ID", "OLD"),
+            ("HOME", "/home/alice"),
+            ("AWS_SECRET_ACCESS_KEY", "OLD"),
+        ]);
+        let env = ChildEnv::for_launch(parent, &assume_role(), Some(&sts_creds()), "eu-west-1");
+        assert_eq!(
+            pairs(&env),
+            owned(&[
+                ("PATH", "/usr/bin"),
+                ("HOME", "/home/alice"),
+                ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret/value"),
+                ("AWS_SESSION_TOKEN", "token-value"),
+                ("AWS_CREDENTIAL_EXPIRATION", "2026-11-22T22:00:00Z"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                (
+                    "SYN_PROVISIONED",
+                    "tier=session_policy;expiration=2026-11-22T22:00:00Z;user=alice"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn every_duplicate_of_a_set_name_is_removed() {
+        let parent = vars(&[
+            ("AWS_ACCESS_KEY_ID", "OLD1"),
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ACCESS_KEY_ID", "OLD2"),
+            ("AWS_SESSION_TOKEN", "OLDTOKEN1"),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+            ("AWS_SESSION_TOKEN", "OLDTOKEN2"),
+            ("SYN_PROVISIONED", "tier=default;user=bob"),
+            ("AWS_CREDENTIAL_EXPIRATION", "2000-01-01T00:00:00Z"),
+            ("SYN_PROVISIONED", "tier=default;user=carol"),
+        ]);
+        let env = ChildEnv::for_launch(parent, &assume_role(), Some(&sts_creds()), "eu-west-1");
+        for name in SET_WHEN_CREDENTIALS.iter().chain([&MARKER]) {
+            assert_eq!(count(&env, name), 1, "{name}");
+        }
+        assert_eq!(
+            env.get("AWS_ACCESS_KEY_ID"),
+            Some(OsStr::new("ASIAEXAMPLE"))
+        );
+        assert_eq!(
+            env.get("AWS_SESSION_TOKEN"),
+            Some(OsStr::new("token-value"))
+        );
+        assert_eq!(env.get("AWS_REGION"), Some(OsStr::new("eu-west-1")));
+        assert_eq!(
+            env.get("AWS_EC2_METADATA_DISABLED"),
+            Some(OsStr::new("true"))
+        );
+        let text = format!("{:?}", pairs(&env));
+        for old in [
+            "OLD1",
+            "OLD2",
+            "OLDTOKEN",
+            "us-west-2",
+            "2000-01-01",
+            "bob",
+            "carol",
+        ] {
+            assert!(!text.contains(old), "{old} survived: {text}");
+        }
+    }
+
+    #[test]
+    fn static_keys_remove_every_inherited_session_token_and_expiry() {
+        let parent = vars(&[
+            ("AWS_SESSION_TOKEN", "T1"),
+            ("X", "1"),
+            ("AWS_SESSION_TOKEN", "T2"),
+            ("AWS_CREDENTIAL_EXPIRATION", "2030-01-01T00:00:00Z"),
+        ]);
+        let env = ChildEnv::for_launch(parent, &static_keys(), Some(&key_creds()), "us-east-1");
+        assert_eq!(count(&env, "AWS_SESSION_TOKEN"), 0);
+        assert_eq!(count(&env, "AWS_CREDENTIAL_EXPIRATION"), 0);
+        assert_eq!(
+            env.get("AWS_ACCESS_KEY_ID"),
+            Some(OsStr::new("AKIAEXAMPLE"))
+        );
+        assert_eq!(
+            env.get("AWS_SECRET_ACCESS_KEY"),
+            Some(OsStr::new("static-secret"))
+        );
+        assert_eq!(
+            env.get(MARKER),
+            Some(OsStr::new("tier=runtime_template_sa;user=alice"))
+        );
+        assert_eq!(env.vars()[0], ("X".into(), "1".into()));
+    }
+
+    #[test]
+    fn every_listed_credential_source_is_removed_with_its_duplicates() {
+        let mut list: Vec<(OsString, OsString)> = Vec::new();
+        for name in REMOVED_WHEN_CREDENTIALS {
+            list.push(((*name).into(), "a".into()));
+            list.push(("KEEP".into(), (*name).into()));
+            list.push(((*name).into(), "b".into()));
+        }
+        for (d, c) in [(assume_role(), sts_creds()), (static_keys(), key_creds())] {
+            let env = ChildEnv::for_launch(list.clone(), &d, Some(&c), "us-east-1");
+            for name in REMOVED_WHEN_CREDENTIALS {
+                assert_eq!(count(&env, name), 0, "{name} survived");
+            }
+            // Untouched entries keep their number and order, duplicates included.
+            let kept: Vec<&OsString> = env
+                .vars()
+                .iter()
+                .filter(|(k, _)| k == "KEEP")
+                .map(|(_, v)| v)
+                .collect();
+            let expected: Vec<OsString> = REMOVED_WHEN_CREDENTIALS
+                .iter()
+                .map(|n| (*n).into())
+                .collect();
+            assert_eq!(kept, expected.iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn removal_list_is_the_one_in_the_spec() {
+        assert_eq!(REMOVED_WHEN_CREDENTIALS.len(), 18);
+        for name in ["AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "BOTO_CONFIG"] {
+            assert!(REMOVED_WHEN_CREDENTIALS.contains(&name));
+        }
+    }
+
+    #[test]
+    fn names_that_only_share_a_prefix_are_kept() {
+        let parent = vars(&[
+            ("AWS_PROFILE_X", "1"),
+            ("aws_profile", "2"),
+            ("MY_AWS_PROFILE", "3"),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:5000"),
+        ]);
+        let env = ChildEnv::for_launch(
+            parent.clone(),
+            &assume_role(),
+            Some(&sts_creds()),
+            "us-east-1",
+        );
+        assert_eq!(&env.vars()[..4], &parent[..]);
+    }
+
+    #[test]
+    fn default_tier_keeps_the_environment_and_replaces_the_marker() {
+        let parent = vars(&[
+            ("AWS_PROFILE", "dev"),
+            ("SYN_PROVISIONED", "tier=session_policy;user=bob"),
+            ("AWS_SESSION_TOKEN", "ambient-token"),
+            ("PATH", "/bin"),
+            ("PATH", "/usr/bin"),
+            ("SYN_PROVISIONED", "tier=workspace_sa;user=bob"),
+        ]);
+        let env = ChildEnv::for_launch(parent, &ambient(), None, "us-east-1");
+        assert_eq!(
+            pairs(&env),
+            owned(&[
+                ("AWS_PROFILE", "dev"),
+                ("AWS_SESSION_TOKEN", "ambient-token"),
+                ("PATH", "/bin"),
+                ("PATH", "/usr/bin"),
+                ("SYN_PROVISIONED", "tier=default;user=alice"),
+            ])
+        );
+    }
+
+    #[test]
+    fn missing_credentials_for_a_minting_plan_leave_no_identity() {
+        let parent = vars(&[
+            ("AWS_PROFILE", "dev"),
+            ("AWS_ACCESS_KEY_ID", "AMBIENT"),
+            ("SYN_PROVISIONED", "tier=default;user=bob"),
+            ("HOME", "/h"),
+        ]);
+        let refused = decision(
+            Tier::SessionPolicy,
+            Plan::Refused(Refusal {
+                code: RefusalCode::OverLimit,
+                message: "m".into(),
+                fix: "f".into(),
+                exit_code: 3,
+            }),
+        );
+        for d in [assume_role(), static_keys(), refused] {
+            let env = ChildEnv::for_launch(parent.clone(), &d, None, "us-east-1");
+            assert_eq!(
+                pairs(&env),
+                owned(&[("HOME", "/h"), ("AWS_EC2_METADATA_DISABLED", "true")])
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_names_only() {
+        let env = ChildEnv::for_launch(vec![], &assume_role(), Some(&sts_creds()), "us-east-1");
+        let dbg = format!("{env:?}");
+        assert!(dbg.contains("AWS_SECRET_ACCESS_KEY"));
+        assert!(!dbg.contains("secret/value"), "{dbg}");
+        assert!(!dbg.contains("token-value"), "{dbg}");
+    }
+
+    #[test]
+    fn expiration_is_rfc3339_utc_whole_seconds() {
+        let t = UNIX_EPOCH + Duration::new(EXP_SECS, 999_000_000);
+        assert_eq!(rfc3339(t).as_deref(), Some("2026-11-22T22:00:00Z"));
+        assert_eq!(rfc3339(UNIX_EPOCH).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-22T22:00:00Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(EXP_SECS))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T22:00:00.5Z"),
+            Some(UNIX_EPOCH + Duration::new(EXP_SECS, 500_000_000))
+        );
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+
+    #[test]
+    fn marker_round_trips() {
+        let m = Marker {
+            tier: Tier::SessionPolicy,
+            expiration: Some(UNIX_EPOCH + Duration::from_secs(EXP_SECS)),
+            user: "alice@corp.example".into(),
+        };
+        let s = m.to_string();
+        assert_eq!(
+            s,
+            "tier=session_policy;expiration=2026-11-22T22:00:00Z;user=alice@corp.example"
+        );
+        assert_eq!(Marker::parse(&s), Ok(m));
+        let no_exp = Marker::parse("tier=default;user=a=b,c").unwrap();
+        assert_eq!(no_exp.tier, Tier::Default);
+        assert_eq!(no_exp.expiration, None);
+        assert_eq!(no_exp.user, "a=b,c");
+    }
+
+    #[test]
+    fn marker_parse_ignores_unknown_fields_and_order() {
+        let m = Marker::parse("user=bob;flow=job;tier=workspace_sa;").unwrap();
+        assert_eq!(m.tier, Tier::WorkspaceSa);
+        assert_eq!(m.user, "bob");
+    }
+
+    #[test]
+    fn marker_parse_rejects_bad_values_with_a_fix() {
+        for (value, problem) in [
+            ("", "no tier field"),
+            ("user=bob", "no tier field"),
+            ("tier=default", "no user field"),
+            ("tier=admin;user=bob", "unknown tier"),
+            ("tier=default;user=", "user is empty"),
+            ("tier=default;user=bob;expiration=soon", "not an RFC 3339"),
+            ("tier=default;tier=session_policy;user=bob", "appears twice"),
+            ("tier=default;user=bob;junk", "has no '='"),
+        ] {
+            let e = Marker::parse(value).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(problem), "{value}: {msg}");
+            assert!(msg.contains("unset SYN_PROVISIONED"), "{msg}");
+            assert!(!msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn marker_expiry_check() {
+        let m =
+            Marker::parse("tier=session_policy;expiration=2026-11-22T22:00:00Z;user=a").unwrap();
+        let at = UNIX_EPOCH + Duration::from_secs(EXP_SECS);
+        assert!(!m.expired_at(at - Duration::from_secs(1)));
+        assert!(m.expired_at(at));
+        assert!(
+            !Marker::parse("tier=default;user=a")
+                .unwrap()
+                .expired_at(SystemTime::now())
+        );
     }
 }

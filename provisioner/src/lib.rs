@@ -31,3 +31,6 @@ pub mod model;
 pub mod policy;
 pub mod record;
 pub mod refusal_kernel;
+
+#[cfg(test)]
+mod test_support;
