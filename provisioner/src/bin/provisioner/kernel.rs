@@ -117,10 +117,10 @@ fn notice(title: &str, message: String, fix: String, exit_code: i32) -> RefusalN
 /// when the kernel argv names a connection file, and returns the exit code.
 fn refuse(argv: &[OsString], line: &str, notice: RefusalNotice) -> i32 {
     eprintln!("provisioner: {line}");
-    if let Some(cf) = refusal_kernel::connection_file_from_argv(argv) {
-        if let Err(e) = refusal_kernel::serve(&cf, &notice) {
-            eprintln!("provisioner: {e}");
-        }
+    if let Some(cf) = refusal_kernel::connection_file_from_argv(argv)
+        && let Err(e) = refusal_kernel::serve(&cf, &notice)
+    {
+        eprintln!("provisioner: {e}");
     }
     notice.exit_code
 }
