@@ -69,10 +69,8 @@ impl Credentials {
     /// The expiry as RFC 3339 (`2024-01-01T00:00:00Z`), as decision records and
     /// `AWS_CREDENTIAL_EXPIRATION` want it; None for keys that do not expire.
     pub fn expiration_rfc3339(&self) -> Option<String> {
-        let t = self.expiration?;
-        aws_smithy_types::DateTime::from(t)
-            .fmt(aws_smithy_types::date_time::Format::DateTime)
-            .ok()
+        // Whole seconds, the same text the child's AWS_CREDENTIAL_EXPIRATION carries.
+        crate::child_env::rfc3339(self.expiration?)
     }
 }
 
