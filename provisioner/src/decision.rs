@@ -493,10 +493,10 @@ impl Resolution<'_> {
         }
         let ctx = self.ctx;
         let mut tags = vec![("syn:user".to_string(), ctx.user.clone())];
-        if let Some(w) = &ctx.workspace {
-            if ctx.flow.uses_workspace_sa() {
-                tags.push(("syn:workspace".into(), w.clone()));
-            }
+        if let Some(w) = &ctx.workspace
+            && ctx.flow.uses_workspace_sa()
+        {
+            tags.push(("syn:workspace".into(), w.clone()));
         }
         if let Some(r) = &ctx.runtime_template {
             tags.push(("syn:runtime-template".into(), r.clone()));

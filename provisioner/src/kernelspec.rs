@@ -504,15 +504,14 @@ fn bare_python_replacement(
         };
     }
     let prefix = source.parent()?.parent()?;
-    if prefix.file_name() == Some(OsStr::new("jupyter")) {
-        if let Some(share) = prefix
+    if prefix.file_name() == Some(OsStr::new("jupyter"))
+        && let Some(share) = prefix
             .parent()
             .filter(|s| s.file_name() == Some(OsStr::new("share")))
-        {
-            let candidate = share.parent()?.join("bin").join(bare);
-            if is_executable_file(&candidate) {
-                return Some(candidate);
-            }
+    {
+        let candidate = share.parent()?.join("bin").join(bare);
+        if is_executable_file(&candidate) {
+            return Some(candidate);
         }
     }
     crate::exec::find_program(OsStr::new(bare), path_var)

@@ -797,18 +797,18 @@ impl Validator<'_> {
         let entity = format!("{kind} \"{}\"", raw.id);
         check_id(&raw.id)
             .map_err(|e| self.err(&entity, "id", e, "use letters, digits and _+=,.@-"))?;
-        if let Some(sa) = &raw.service_account {
-            if !sas.contains_key(sa) {
-                return Err(self.err(
-                    &entity,
-                    "service_account",
-                    format!("unknown service account \"{sa}\""),
-                    format!(
-                        "use one of {} or add it to service_accounts",
-                        list_ids(sas.keys())
-                    ),
-                ));
-            }
+        if let Some(sa) = &raw.service_account
+            && !sas.contains_key(sa)
+        {
+            return Err(self.err(
+                &entity,
+                "service_account",
+                format!("unknown service account \"{sa}\""),
+                format!(
+                    "use one of {} or add it to service_accounts",
+                    list_ids(sas.keys())
+                ),
+            ));
         }
         Ok((raw.id, raw.service_account))
     }
@@ -872,18 +872,18 @@ impl Validator<'_> {
                 "set aws.platform_bucket, or set session_policy_platform_folders to \"\"",
             ));
         }
-        if aws.account_id.is_none() {
-            if let Some(dp) = dps.values().find(|d| !d.glue_databases.is_empty()) {
-                return Err(self.err(
-                    "aws",
-                    "account_id",
-                    format!(
-                        "missing; data_plane \"{}\" has Glue databases, whose ARNs need it",
-                        dp.id
-                    ),
-                    "set aws.account_id to the 12-digit account id",
-                ));
-            }
+        if aws.account_id.is_none()
+            && let Some(dp) = dps.values().find(|d| !d.glue_databases.is_empty())
+        {
+            return Err(self.err(
+                "aws",
+                "account_id",
+                format!(
+                    "missing; data_plane \"{}\" has Glue databases, whose ARNs need it",
+                    dp.id
+                ),
+                "set aws.account_id to the 12-digit account id",
+            ));
         }
         Ok(())
     }

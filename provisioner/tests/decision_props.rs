@@ -154,10 +154,10 @@ fn policy_s3_and_glue(policy: &Value) -> (Vec<(String, String)>, Vec<String>) {
                 if let Some((b, k)) = rest.split_once('/') {
                     s3.push((b.to_string(), k.trim_end_matches('*').to_string()));
                 }
-            } else if r.starts_with("arn:aws:glue:") {
-                if let Some(db) = r.split(':').nth(5).and_then(|x| x.split('/').nth(1)) {
-                    glue.push(db.to_string());
-                }
+            } else if r.starts_with("arn:aws:glue:")
+                && let Some(db) = r.split(':').nth(5).and_then(|x| x.split('/').nth(1))
+            {
+                glue.push(db.to_string());
             }
         }
         let prefixes = &st["Condition"]["StringLike"]["s3:prefix"];
