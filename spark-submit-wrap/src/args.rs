@@ -69,6 +69,9 @@ const SWITCHES: &[&str] = &[
     "--load-spark-defaults",
 ];
 
+/// Switches for which Spark only prints (version or usage) and exits.
+const INFO_SWITCHES: &[&str] = &["--help", "--usage-error", "--version"];
+
 /// Main classes that make Spark's launcher accept spark-submit options mixed with
 /// application arguments (`bin/spark-shell`, the thrift server and SQL CLI).
 const MIXED_ARGUMENT_CLASSES: &[&str] = &[
@@ -338,6 +341,16 @@ impl Parsed {
                 String::from_utf8_lossy(other)
             ))),
         }
+    }
+
+    /// Whether the command line only asks Spark to print its version or usage:
+    /// `--version`, `--help` (`-h`) or `--usage-error`, alone or together, with
+    /// nothing else but wrapper options. Any other option or argument makes it a
+    /// submission (Spark may still only print, but that is Spark's call).
+    pub fn is_info_only(&self) -> bool {
+        !self.switches.is_empty()
+            && self.switches.iter().all(|(_, s)| INFO_SWITCHES.contains(s))
+            && self.switches.len() + self.wrap_tokens.len() == self.tokens.len()
     }
 
     /// The last value of option `name` (Spark keeps the last one).
@@ -695,6 +708,37 @@ mod tests {
         assert!(e.0.contains("--wrap-explain"), "{e}");
         let e = Parsed::parse(vec!["--wrap-config".into()]).unwrap_err();
         assert!(e.0.contains("PATH"), "{e}");
+    }
+
+    #[test]
+    fn version_help_and_usage_error_alone_are_info_only() {
+        for line in [
+            &["--version"][..],
+            &["--help"],
+            &["-h"],
+            &["--usage-error"],
+            &["--version", "--help"],
+            &["--wrap-config", "/p.json", "--version"],
+            &["--version", "--wrap-explain"],
+        ] {
+            assert!(p(line).is_info_only(), "{line:?}");
+        }
+        for line in [
+            &[][..],
+            &["--verbose"],
+            &["--version", "--verbose"],
+            &["--version", "--master", "yarn"],
+            &["--version", "app.py"],
+            &["--help", "--bogus"],
+            &["--kill", "app-1"],
+            &["pyspark-shell-main", "--version"],
+            &["app.py", "--version"],
+            &["--version", "--master"],
+        ] {
+            assert!(!p(line).is_info_only(), "{line:?}");
+        }
+        let out = p(&["--wrap-config", "/p.json", "--version"]).rebuild(None, &[]);
+        assert_eq!(strs(&out), vec!["--version"]);
     }
 
     #[test]

@@ -20,6 +20,12 @@
 //!   submits another job) stays far below [`MAX_DEPTH`].
 //!
 //! Both refusals exit with the configuration exit code (2) and say what to fix.
+//!
+//! This is not `provisioner::exec::find_program`: that one returns the first match
+//! like `which`, and treats an empty `PATH` entry as the current directory. Here the
+//! first match is usually this wrapper (installed as `spark-submit` first on `PATH`)
+//! and must be skipped, `SPARK_HOME` comes before `PATH`, and a `spark-submit` in the
+//! current directory is never run. The exec itself is `provisioner::exec::exec`.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;

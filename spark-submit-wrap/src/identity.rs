@@ -8,7 +8,8 @@
 //!   decision's `skipped` list says so). The flow is always `job`, whatever `SYN_FLOW`
 //!   says. Platform file: `--wrap-config PATH`, else `SYN_PLATFORM_CONFIG`, else
 //!   `/etc/provisioner/platform.json`.
-//! * **propagate** (`SYN_PROVISIONED` set): the wrapper runs inside a provisioned
+//! * **propagate** (`SYN_PROVISIONED` set, read with
+//!   `provisioner::child_env::Marker`): the wrapper runs inside a provisioned
 //!   process (a kernel). It does not resolve again; it takes `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` from its environment and injects
 //!   those. The platform file is optional here (it only supplies the decision log and
@@ -21,6 +22,7 @@
 
 use std::time::SystemTime;
 
+use provisioner::child_env::{self, MARKER, Marker, parse_rfc3339, rfc3339};
 use provisioner::context::{ContextFlags, Flow, LaunchContext};
 use provisioner::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
 use provisioner::mint::{self, Credentials};
@@ -29,7 +31,6 @@ use provisioner::record::DecisionRecord;
 use provisioner::{exit, load};
 
 use crate::inject::Scoped;
-use crate::marker::Marker;
 
 /// How the identity was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub fn obtain(
     config_flag: Option<&std::path::Path>,
     dry_run: bool,
 ) -> Result<Identity, Failed> {
-    match non_empty(env, provisioner::child_env::MARKER) {
+    match non_empty(env, MARKER) {
         Some(marker) => propagate(env, config_flag, &marker),
         None => resolve_job(env, config_flag, dry_run),
     }
@@ -125,7 +126,7 @@ fn resolve_job(
     let needs_credentials = matches!(decision.plan, Plan::AssumeRole(_) | Plan::StaticKeys(_));
     let scoped = match (&credentials, needs_credentials, dry_run) {
         (Some(c), _, _) => {
-            record.expiration = c.expiration.map(crate::time::format);
+            record.expiration = c.expiration.and_then(rfc3339);
             Some(scoped_from(c, region.clone()))
         }
         (None, true, true) => Some(Scoped {
@@ -168,7 +169,9 @@ fn scoped_from(c: &Credentials, region: Option<String>) -> Scoped {
         access_key_id: c.access_key_id.clone(),
         secret_access_key: c.secret_access_key.clone(),
         session_token: c.session_token.clone(),
-        expiration: c.expiration.map(crate::time::format),
+        // Whole seconds, as in the client-side AWS_CREDENTIAL_EXPIRATION
+        // (provisioner::child_env): driver and executors see the same text.
+        expiration: c.expiration.and_then(rfc3339),
         region,
     }
 }
@@ -179,10 +182,7 @@ fn propagate(
     marker_text: &str,
 ) -> Result<Identity, Failed> {
     let marker = Marker::parse(marker_text).map_err(|e| Failed {
-        message: format!(
-            "{} is malformed ({e}); it is set by provisioner for the processes it starts; unset it to resolve the identity instead",
-            provisioner::child_env::MARKER
-        ),
+        message: e.to_string(),
         code: exit::CONFIG,
     })?;
     // The platform file only supplies the decision log and the region here; a kernel
@@ -196,14 +196,9 @@ fn propagate(
     } else {
         None
     };
-    let user = marker
-        .user
-        .clone()
-        .or_else(|| non_empty(env, "SYN_USER"))
-        .unwrap_or_else(|| "unknown".into());
     let ctx = LaunchContext {
         flow: Flow::Job,
-        user,
+        user: marker.user.clone(),
         workspace: non_empty(env, "SYN_WORKSPACE_ID"),
         runtime_template: non_empty(env, "SYN_RUNTIME_TEMPLATE_ID"),
         job_id: non_empty(env, "SYN_JOB_ID"),
@@ -212,24 +207,23 @@ fn propagate(
         .or_else(|| non_empty(env, "AWS_DEFAULT_REGION"))
         .or_else(|| platform.as_ref().map(|p| p.aws.region.clone()))
         .filter(|r| !r.is_empty());
-    let expiration = marker
-        .expiration
-        .clone()
-        .or_else(|| non_empty(env, "AWS_CREDENTIAL_EXPIRATION"));
+    // The marker's expiry is the launcher's; AWS_CREDENTIAL_EXPIRATION (written by
+    // the same launcher) only stands in for a marker without one.
+    let expires_at = marker.expiration.or_else(|| {
+        non_empty(env, child_env::AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v))
+    });
+    let expiration = expires_at.and_then(rfc3339);
     let mut warnings = vec![format!(
-        "propagated the credentials of a provisioned process ({}: tier {}, user {}); the identity was not resolved again",
-        provisioner::child_env::MARKER,
-        marker.tier,
-        marker.user.as_deref().unwrap_or("not named")
+        "propagated the credentials of a provisioned process ({MARKER}: tier {}, user {}); the identity was not resolved again",
+        marker.tier, marker.user
     )];
-    if let Some(syn_user) = non_empty(env, "SYN_USER") {
-        if marker.user.as_ref().is_some_and(|u| *u != syn_user) {
-            warnings.push(format!(
+    if let Some(syn_user) = non_empty(env, "SYN_USER")
+        && marker.user != syn_user
+    {
+        warnings.push(format!(
                 "SYN_USER={syn_user} differs from the user of the provisioned process; the job runs with that process's credentials"
             ));
-        }
     }
-    let expires_at = expiration.as_deref().and_then(crate::time::parse);
     if expires_at.is_some_and(|t| t <= SystemTime::now()) {
         warnings.push(format!(
             "the propagated credentials expired at {}; restart the kernel to obtain new ones",
@@ -264,8 +258,7 @@ fn propagate(
                 record.refused = Some(Refusal {
                     code: RefusalCode::CredentialsUnavailable,
                     message: format!(
-                        "{} names tier {} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
-                        provisioner::child_env::MARKER,
+                        "{MARKER} names tier {} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
                         marker.tier
                     ),
                     fix: "do not unset the AWS_* variables of a provisioned kernel; restart the kernel to restore them".into(),
@@ -275,12 +268,7 @@ fn propagate(
         }
     }
     record.expiration = expiration;
-    let scoped = credentials.as_ref().map(|c| {
-        let mut s = scoped_from(c, region.clone());
-        // Keep the launcher's own text for the expiry.
-        s.expiration = record.expiration.clone();
-        s
-    });
+    let scoped = credentials.as_ref().map(|c| scoped_from(c, region.clone()));
     Ok(Identity {
         mode: Mode::Propagate,
         record,

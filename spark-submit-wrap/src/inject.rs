@@ -318,13 +318,13 @@ fn classify(key: &str) -> Option<Class> {
                 return Some(Class::S3aBucket(bucket.to_string(), *kind));
             }
         }
-        if let Some(pos) = rest.find(".assumed.role.") {
-            if pos > 0 {
-                return Some(Class::S3aBucket(
-                    rest[..pos].to_string(),
-                    S3aKind::AssumedRole,
-                ));
-            }
+        if let Some(pos) = rest.find(".assumed.role.")
+            && pos > 0
+        {
+            return Some(Class::S3aBucket(
+                rest[..pos].to_string(),
+                S3aKind::AssumedRole,
+            ));
         }
         return None;
     }

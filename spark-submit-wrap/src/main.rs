@@ -13,7 +13,7 @@
 //!    add `--properties-file` (or replace the user's value in place) and the non-secret
 //!    overrides right before the primary resource;
 //! 5. write the decision record and `exec` the real `spark-submit` with the scoped
-//!    process environment (`provisioner::child_env`).
+//!    process environment (`provisioner::child_env`, `provisioner::exec`).
 //!
 //! Wrapper options start with `--wrap-` (Spark rejects such options, so they never
 //! collide) and are removed before exec: `--wrap-explain` (dry run: print decision,
@@ -22,6 +22,12 @@
 //! `SYN_JOB_ID`, `SYN_WORKSPACE_ID` (recorded, ignored by the job flow),
 //! `SYN_PROVISIONED` (propagation), `SPARK_SUBMIT_WRAP_REAL` (the real spark-submit),
 //! `SPARK_SUBMIT_WRAP_PROPERTIES=file` (force a named properties file).
+//!
+//! `--version`, `--help` (`-h`) and `--usage-error` on their own (wrapper options
+//! aside) are passed straight through: Spark only prints and exits, so nothing is
+//! resolved (no `SYN_USER` or platform file needed), no record is written and the
+//! environment is left as it is. With any other option or argument they are part of
+//! a submission and go through the steps above.
 //!
 //! Exit codes before exec: 2 usage or configuration, 3 refused by policy, 4
 //! credentials could not be obtained, 127 the real `spark-submit` was not found.
@@ -34,16 +40,15 @@ mod explain;
 mod find;
 mod identity;
 mod inject;
-mod marker;
 mod propsfile;
-mod time;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use provisioner::child_env::ChildEnv;
+use provisioner::exec::ExecError;
 use provisioner::exit;
 
 use args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
@@ -100,6 +105,10 @@ fn run(tokens: Vec<OsString>) -> i32 {
         .and_then(|p| find::FileId::of(&p));
     let real = find::real_spark_submit(&env_lookup, me.as_ref());
 
+    if parsed.is_info_only() {
+        return pass_through(&parsed, real, pid);
+    }
+
     let identity = match identity::obtain(
         &env_lookup,
         parsed.wrap.config.as_deref(),
@@ -139,6 +148,42 @@ fn run(tokens: Vec<OsString>) -> i32 {
         }
     };
     launch_job(launch, &real, pid)
+}
+
+/// `--version`, `--help` / `-h`, `--usage-error` on their own: Spark only prints and
+/// exits, no application starts and no AWS identity is used, so nothing is resolved
+/// (no `SYN_USER` or platform file needed), no record is written and the environment
+/// is passed on as it is (plus the loop guard). The wrapper's own options are still
+/// removed; with `--wrap-explain` the dry run says `"mode": "passthrough"`.
+fn pass_through(parsed: &Parsed, real: Result<PathBuf, find::FindError>, pid: u32) -> i32 {
+    let args = parsed.rebuild(None, &[]);
+    let env = ChildEnv::from_vars(guarded_env(pid));
+    if parsed.wrap.explain {
+        let report = explain::Report {
+            decision: serde_json::Value::Null,
+            mode: "passthrough",
+            deploy: "none (nothing is submitted)".into(),
+            spark_submit: real
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .map_err(|e| e.to_string()),
+            argv: Some(explain::redact_argv(&args)),
+            properties_file: None,
+            conf: None,
+            cli_overrides: Vec::new(),
+            env: explain::redact_env(env.vars()),
+            warnings: Vec::new(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+        return exit::OK;
+    }
+    match real {
+        Ok(real) => exec(&real, &args, &env),
+        Err(e) => fail(&e, e.exit_code()),
+    }
 }
 
 /// The `SPARK_HOME` Spark's scripts derive when it is unset: the directory above
@@ -290,22 +335,26 @@ fn write_record(identity: &Identity, warnings: &[String]) {
     }
 }
 
-/// The scoped process environment for spark-submit (and, in client mode, the driver).
-fn child_env(identity: &Identity, pid: u32) -> Vec<(OsString, OsString)> {
+/// Our own environment with the loop guard variables set (every old entry of them
+/// removed).
+fn guarded_env(pid: u32) -> Vec<(OsString, OsString)> {
     let guard = find::guard_vars(&env_lookup, pid);
-    let mut parent: Vec<(OsString, OsString)> = std::env::vars_os()
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| !guard.iter().any(|(g, _)| g == k))
         .collect();
-    parent.extend(guard);
+    vars.extend(guard);
+    vars
+}
+
+/// The scoped process environment for spark-submit (and, in client mode, the driver).
+fn child_env(identity: &Identity, pid: u32) -> ChildEnv {
     let region = identity.region.clone().unwrap_or_default();
     ChildEnv::for_launch(
-        parent,
+        guarded_env(pid),
         &identity.decision,
         identity.credentials.as_ref(),
         &region,
     )
-    .vars()
-    .to_vec()
 }
 
 fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
@@ -344,7 +393,7 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
             .as_ref()
             .map(|i| i.cli.iter().map(|(k, _)| k.clone()).collect())
             .unwrap_or_default(),
-        env: explain::redact_env(&child_env(&l.identity, std::process::id())),
+        env: explain::redact_env(child_env(&l.identity, std::process::id()).vars()),
         warnings: l.warnings.clone(),
     };
     println!(
@@ -373,49 +422,37 @@ fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
         kind: propsfile::Kind::Named { dir },
         ..
     }) = &file
+        && !propsfile::start_cleaner(dir)
     {
-        if !propsfile::start_cleaner(dir) {
-            warnings.push(format!(
+        warnings.push(format!(
                 "the properties file in {} could not be given to a cleaner; remove that directory after the job",
                 dir.display()
             ));
-        }
     }
     let args = final_args(&l, file.as_ref().map(|f| f.path.as_os_str()));
     write_record(&l.identity, &warnings);
     let env = child_env(&l.identity, pid);
-    let err = exec(real, &args, &env);
-    fail(format!("cannot exec {}: {err}", real.display()), 126)
+    exec(real, &args, &env)
 }
 
-/// Replaces this process with `program`. Descriptors without close-on-exec (the
-/// properties memfd) stay open. Returns only on failure.
-fn exec(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> String {
-    let to_c = |b: &[u8]| {
-        CString::new(b.to_vec())
-            .map_err(|_| "an argument or variable contains a NUL byte".to_string())
-    };
-    let build = || -> Result<(CString, Vec<CString>, Vec<CString>), String> {
-        let path = to_c(program.as_os_str().as_bytes())?;
-        let mut argv = vec![path.clone()];
-        for a in args {
-            argv.push(to_c(a.as_bytes())?);
+/// Replaces this process with the real `spark-submit` (`provisioner::exec`: the
+/// properties memfd, opened without close-on-exec, stays open; signal state is reset
+/// as a shell would leave it). `args` excludes the program name: argv\[0\] is the
+/// resolved path, so Spark's scripts find their installation from it. Returns the
+/// exit code only on failure.
+fn exec(real: &Path, args: &[OsString], env: &ChildEnv) -> i32 {
+    let mut argv = Vec::with_capacity(args.len() + 1);
+    argv.push(real.as_os_str().to_os_string());
+    argv.extend(args.iter().cloned());
+    match provisioner::exec::exec(real, &argv, env) {
+        // Found a moment ago: it was removed in between. Say it in the wrapper's terms.
+        ExecError::NotFound(_) => {
+            let e = find::FindError::NotFound {
+                looked: format!("{}, which disappeared before exec", real.display()),
+            };
+            fail(&e, e.exit_code())
         }
-        let mut envp = Vec::with_capacity(env.len());
-        for (k, v) in env {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            envp.push(to_c(&kv)?);
-        }
-        Ok((path, argv, envp))
-    };
-    match build() {
-        Ok((path, argv, envp)) => match nix::unistd::execve(&path, &argv, &envp) {
-            Ok(never) => match never {},
-            Err(e) => e.desc().to_string(),
-        },
-        Err(e) => e,
+        e => fail(&e, e.exit_code()),
     }
 }
 

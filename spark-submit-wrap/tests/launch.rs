@@ -143,14 +143,19 @@ fn missing_user_is_a_configuration_error() {
     let sb = Sandbox::new();
     let mut env = resolve_env(&sb, "alice", "rt-default");
     env.retain(|(k, _)| k != "SYN_USER");
-    let run = sb.run("nouser", &args(&["job.py"]), &env);
-    assert_eq!(run.code(), Some(2));
-    assert!(!run.ran());
-    assert!(run.stderr().contains("SYN_USER"), "{}", run.stderr());
+    // `--version` with other options is a submission like any other.
+    for (i, line) in [&["job.py"][..], &["--version", "--master", "yarn"]]
+        .into_iter()
+        .enumerate()
+    {
+        let run = sb.run(&format!("nouser{i}"), &args(line), &env);
+        assert_eq!(run.code(), Some(2), "{line:?}: {}", run.stderr());
+        assert!(!run.ran());
+        assert!(run.stderr().contains("SYN_USER"), "{}", run.stderr());
+    }
 }
 
 #[test]
-#[ignore = "needs provisioner::mint to read static keys (being implemented); remove this line when it lands"]
 fn static_keys_service_account_reaches_the_job_with_the_simple_provider() {
     let sb = Sandbox::new();
     let run = sb.run(
@@ -363,6 +368,68 @@ fn wrap_config_flag_names_the_platform_file_and_is_stripped() {
     );
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     assert_eq!(run.argv(), args(&["--master", "local", "job.py"]));
+}
+
+#[test]
+fn version_help_and_usage_error_pass_straight_through_without_resolving() {
+    let sb = Sandbox::new();
+    // No SYN_USER, no platform file: resolving would be a configuration error.
+    let mut env = sb.base_env();
+    env.push(("AWS_PROFILE".into(), "analyst".into()));
+    for (i, line) in [
+        &["--version"][..],
+        &["-h"],
+        &["--help"],
+        &["--usage-error"],
+        &["--wrap-config", "/nonexistent/platform.json", "--version"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = sb.run(&format!("info{i}"), &args(line), &env);
+        assert_eq!(run.code(), Some(0), "{line:?}: {}", run.stderr());
+        let expected: Vec<&str> = line
+            .iter()
+            .copied()
+            .filter(|a| !a.starts_with("--wrap-") && !a.ends_with(".json"))
+            .collect();
+        assert_eq!(run.argv(), args(&expected), "{line:?}");
+        assert_eq!(run.standin_pid(), Some(run.pid), "exec keeps the PID");
+        // Nothing decided, nothing recorded, the environment as it was.
+        assert!(run.stderr().is_empty(), "{line:?}: {}", run.stderr());
+        let child = run.environ();
+        assert_eq!(
+            child.get("AWS_PROFILE").map(String::as_str),
+            Some("analyst")
+        );
+        assert!(!child.contains_key("SYN_PROVISIONED"));
+        assert!(!child.contains_key("AWS_ACCESS_KEY_ID"));
+        assert_eq!(
+            child.get("SPARK_SUBMIT_WRAP_DEPTH").map(String::as_str),
+            Some("1")
+        );
+    }
+    // Spark's exit status is the wrapper's (--usage-error exits 1 in Spark).
+    env.push(("STANDIN_EXIT".into(), "1".into()));
+    let run = sb.run("usage-exit", &args(&["--usage-error"]), &env);
+    assert_eq!(run.code(), Some(1));
+}
+
+#[test]
+fn wrap_explain_of_a_version_request_says_passthrough_and_execs_nothing() {
+    let sb = Sandbox::new();
+    let run = sb.run(
+        "version-explain",
+        &args(&["--wrap-explain", "--version"]),
+        &sb.base_env(),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(!run.ran());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(v["mode"], "passthrough");
+    assert!(v["decision"].is_null());
+    assert_eq!(v["argv"], serde_json::json!(["--version"]));
+    assert!(v["conf"].is_null());
 }
 
 #[test]

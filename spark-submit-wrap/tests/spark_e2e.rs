@@ -70,6 +70,25 @@ fn venv_bin() -> Option<PathBuf> {
     }
 }
 
+/// A minimal environment for the real Spark: the venv first on `PATH`, loopback only,
+/// no metadata service, `platform` as the platform file; no user or credentials.
+fn spark_env(
+    sb: &Sandbox,
+    bin: &std::path::Path,
+    platform: &std::path::Path,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "PATH".into(),
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        ),
+        ("HOME".into(), sb.dir.path().display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("SPARK_LOCAL_IP".into(), "127.0.0.1".into()),
+        ("SYN_PLATFORM_CONFIG".into(), platform.display().to_string()),
+    ]
+}
+
 struct SparkRun {
     result: serde_json::Value,
     run: Run,
@@ -224,7 +243,6 @@ fn spark_4_defaults_rule_and_bypass_overrides_hold_with_real_spark() {
 }
 
 #[test]
-#[ignore = "needs provisioner::mint to read static keys (being implemented); remove this line when it lands"]
 fn static_keys_service_account_reaches_driver_and_executors() {
     if venv_bin().is_none() {
         return;
@@ -246,15 +264,8 @@ fn static_keys_service_account_reaches_driver_and_executors() {
     let bin = venv_bin().unwrap();
     let app = sb.dir.path().join("app.py");
     std::fs::write(&app, APP).unwrap();
-    let env: Vec<(String, String)> = vec![
-        (
-            "PATH".into(),
-            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
-        ),
-        ("HOME".into(), sb.dir.path().display().to_string()),
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ("SPARK_LOCAL_IP".into(), "127.0.0.1".into()),
-        ("SYN_PLATFORM_CONFIG".into(), platform.display().to_string()),
+    let mut env = spark_env(&sb, &bin, &platform);
+    env.extend([
         ("SYN_USER".into(), "alice".into()),
         ("SYN_RUNTIME_TEMPLATE_ID".into(), "rt-legacy".into()),
         ("LEGACY_KEY_ID".into(), "AKIASTATICSERVICEACC".into()),
@@ -266,7 +277,7 @@ fn static_keys_service_account_reaches_driver_and_executors() {
             "EXPECT_NOT_ON_CMDLINE".into(),
             "st4tic/Service+Account/Secret0123456789ab".into(),
         ),
-    ];
+    ]);
     let argv: Vec<std::ffi::OsString> = vec![
         "--master".into(),
         "local[2]".into(),
@@ -286,6 +297,7 @@ fn static_keys_service_account_reaches_driver_and_executors() {
                 run.stderr()
             )
         });
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["access_key"], "AKIASTATICSERVICEACC");
     assert_eq!(
@@ -297,4 +309,19 @@ fn static_keys_service_account_reaches_driver_and_executors() {
         assert_eq!(e["has_secret"], true);
     }
     assert_eq!(v["secret_on_jvm_cmdline"], false);
+}
+
+#[test]
+fn version_runs_without_a_user_or_platform_file() {
+    let Some(bin) = venv_bin() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    // Nothing to resolve with: no SYN_USER, no platform file.
+    let env = spark_env(&sb, &bin, &sb.dir.path().join("none.json"));
+    let run = sb.run("e2e-version", &["--version".into()], &env);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let out = format!("{}{}", run.stdout(), run.stderr());
+    assert!(out.contains("version 4."), "{out}");
+    assert!(!out.contains("spark-submit-wrap:"), "{out}");
 }
