@@ -4,7 +4,8 @@
 //! Same argument vector as `spark-submit`, same exit status (after exec, the exit
 //! status *is* Spark's). The steps:
 //!
-//! 1. parse the command line like Spark ([`args`]) and check the loop guard ([`find`]);
+//! 1. parse the command line like Spark ([`args`](spark_submit_wrap::args)) and check
+//!    the loop guard ([`find`]);
 //! 2. decide the identity and obtain credentials, or propagate those of a provisioned
 //!    kernel ([`identity`]);
 //! 3. work out the configuration Spark would see ([`conf`]) and what to inject and
@@ -34,14 +35,6 @@
 //!
 //! The wrapper never puts a secret on a command line, in a log, or in the record.
 
-mod args;
-mod conf;
-mod explain;
-mod find;
-mod identity;
-mod inject;
-mod propsfile;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -51,10 +44,11 @@ use provisioner::child_env::ChildEnv;
 use provisioner::exec::ExecError;
 use provisioner::exit;
 
-use args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
-use conf::Effective;
-use identity::Identity;
-use inject::{Deploy, Injection};
+use spark_submit_wrap::args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
+use spark_submit_wrap::conf::{self, Effective};
+use spark_submit_wrap::identity::{self, Identity};
+use spark_submit_wrap::inject::{self, Deploy, Injection};
+use spark_submit_wrap::{explain, find, propsfile};
 
 const NAME: &str = "spark-submit-wrap";
 
