@@ -1,0 +1,238 @@
+"""Running real Spark (PySpark 4.3 from the test virtualenv) against radosgw.
+
+Spark comes from the virtualenv running the tests: `spark-submit` beside `sys.executable`,
+the `pyspark` package's directory as SPARK_HOME. S3A is not part of PySpark; the jars come
+from `sagemaker-pyspark` (hadoop-aws 3.3.1 with the AWS SDK bundle 1.11.901). Hadoop 3.3.1
+reads some durations as plain numbers where the newer Hadoop inside Spark 4.3 writes
+"60s", so those are given explicitly (see S3A_SETTINGS).
+
+Everything stays on loopback: SPARK_LOCAL_IP=127.0.0.1, no UI, the S3A endpoint and
+AWS_ENDPOINT_URL point at radosgw, AWS_EC2_METADATA_DISABLED=true comes from clean_env.
+
+PROBE is the code a job or a notebook cell runs: it reports what the driver's conf and the
+executors' environment hold (key ids and comparisons, never a secret value) and what
+S3A and boto3 inside executors can read.
+"""
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from kernel_support import ScopedKernels
+
+# hadoop-aws 3.3.1 parses these as numbers (milliseconds or seconds); Spark 4.3's own
+# core-default.xml has "60s"-style values that it cannot read.
+_S3A_DURATIONS = {
+    "threads.keepalivetime": "60",
+    "connection.establish.timeout": "30000",
+    "connection.timeout": "200000",
+    "multipart.purge.age": "86400",
+    "connection.request.timeout": "0",
+    "connection.ttl": "300000",
+    "connection.acquisition.timeout": "60000",
+    "connection.idle.time": "60000",
+}
+
+
+def spark_bin():
+    """The test virtualenv's bin directory, which holds pyspark's `spark-submit`."""
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "spark-submit").is_file():
+        pytest.fail(
+            f"no spark-submit in {bin_dir}: run the tests with the virtualenv of "
+            "tests/requirements.txt (scripts/test builds it)",
+            pytrace=False,
+        )
+    return bin_dir
+
+
+def pyspark_home():
+    """The installed pyspark package: what SPARK_HOME is for a pip-installed Spark."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def s3a_jars():
+    """hadoop-aws and the AWS SDK bundle from sagemaker-pyspark (its other jars are for
+    SageMaker and Scala 2.12, and would only clash)."""
+    try:
+        import sagemaker_pyspark
+    except ImportError:
+        pytest.fail(
+            "sagemaker_pyspark is not installed: install tests/requirements-nodeps.txt "
+            "with pip --no-deps (scripts/test does)",
+            pytrace=False,
+        )
+    with warnings.catch_warnings():
+        # Its pkg_resources calls are deprecated; the paths it returns are fine.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        found = sagemaker_pyspark.classpath_jars()
+    jars = [
+        j for j in found
+        if Path(j).name.startswith(("hadoop-aws-", "aws-java-sdk-bundle-"))
+    ]
+    if len(jars) != 2:
+        pytest.fail(f"sagemaker_pyspark lacks hadoop-aws or the SDK bundle: {jars}", pytrace=False)
+    return jars
+
+
+def s3a_settings(endpoint):
+    """`spark.hadoop.fs.s3a.*` conf for radosgw: endpoint, path-style, plain HTTP, and the
+    durations hadoop-aws 3.3.1 needs as numbers. None of these is a credential key, so the
+    wrapper keeps them as given."""
+    settings = {
+        "endpoint": endpoint,
+        "path.style.access": "true",
+        "connection.ssl.enabled": "false",
+        "attempts.maximum": "1",
+        "retry.limit": "1",
+        **_S3A_DURATIONS,
+    }
+    return {f"spark.hadoop.fs.s3a.{k}": v for k, v in settings.items()}
+
+
+def submit_options(endpoint):
+    """spark-submit options for a local[2] job that can use S3A on radosgw."""
+    opts = ["--master", "local[2]", "--jars", ",".join(s3a_jars()),
+            "--conf", "spark.ui.enabled=false",
+            "--conf", "spark.sql.shuffle.partitions=2"]
+    for k, v in s3a_settings(endpoint).items():
+        opts += ["--conf", f"{k}={v}"]
+    return opts
+
+
+def spark_env(rgw, extra=None):
+    """What a Spark job needs besides credentials: the virtualenv on PATH (Spark's
+    scripts run `python3`), Python workers on this interpreter, loopback only, and
+    boto3 in executors pointed at radosgw."""
+    env = {
+        "PATH": f"{spark_bin()}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "AWS_ENDPOINT_URL": rgw.endpoint,
+        "AWS_REGION": rgw.region,
+        "AWS_DEFAULT_REGION": rgw.region,
+    }
+    env.update(extra or {})
+    return env
+
+
+def spark_home_overlay(directory, wrapper):
+    """A SPARK_HOME whose bin/spark-submit is the wrapper: everything else links to the
+    installed pyspark. PySpark starts its JVM by running $SPARK_HOME/bin/spark-submit
+    directly, so this is how the wrapper gets in front of it. Returns (home, real
+    spark-submit), the latter for SPARK_SUBMIT_WRAP_REAL."""
+    real_home = pyspark_home()
+    home = Path(directory)
+    (home / "bin").mkdir(parents=True)
+    for entry in real_home.iterdir():
+        if entry.name != "bin":
+            (home / entry.name).symlink_to(entry)
+    for entry in (real_home / "bin").iterdir():
+        if entry.name != "spark-submit":
+            (home / "bin" / entry.name).symlink_to(entry)
+    (home / "bin" / "spark-submit").symlink_to(wrapper)
+    return home, real_home / "bin" / "spark-submit"
+
+
+class PySparkKernels(ScopedKernels):
+    """ScopedKernels with the `pyspark` kind of kernelspec (PYSPARK_PYTHON and
+    SYN_KERNEL_KIND in its env) installed beside the Python one, and started instead."""
+
+    def __init__(self, provisioner, jupyter_dir, config):
+        super().__init__(provisioner, jupyter_dir, config)
+        r = provisioner.run("kernelspec", "install", "--dir", self.dir, "--kind", "pyspark",
+                            "--name", "pyspark-scoped", "--config", config,
+                            "--python", sys.executable)
+        assert r.returncode == 0, f"kernelspec install --kind pyspark failed: {r.stderr}"
+        self.name = "pyspark-scoped"
+        self.spec_file = self.dir / "kernels" / self.name / "kernel.json"
+
+
+def result(stdout, tag="RESULT "):
+    """The JSON object a probe printed on a line starting with `tag`, or None."""
+    for line in stdout.splitlines():
+        if line.startswith(tag):
+            return json.loads(line[len(tag):])
+    return None
+
+
+# Defines probe(spark, bucket, forbidden) -> dict; runs in a job's driver or in a notebook
+# cell. Secret values are only compared, never returned. `forbidden`: values that must not
+# appear in the driver's conf or environment (the launcher's secret).
+PROBE = r"""
+import json, os
+
+def _denied_or_error(exc):
+    text = str(exc)
+    if any(s in text for s in ("AccessDenied", "Status Code: 403", "403 Forbidden")):
+        return "AccessDenied"
+    return "ERROR " + text[:400]
+
+def _s3a(read):
+    try:
+        return sorted(r[0] for r in read().collect())
+    except Exception as e:  # Py4J wraps java.nio.file.AccessDeniedException
+        return _denied_or_error(e)
+
+def probe(spark, bucket, forbidden=()):
+    sc = spark.sparkContext
+    conf = dict(sc.getConf().getAll())
+    drv = dict(os.environ)
+    drv_secret = drv.get("AWS_SECRET_ACCESS_KEY")
+    drv_token = drv.get("AWS_SESSION_TOKEN")
+    same = lambda key, value: bool(value) and conf.get(key) == value
+    shown = ("_KEY_ID", "REGION", "EXPIRATION", "DISABLED")
+
+    def executor(_):
+        import os, boto3
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+        e = os.environ
+        s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"},
+                                              retries={"max_attempts": 1}))
+        def get(key):
+            try:
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            except ClientError as err:
+                return (err.response["Error"].get("Code")
+                        or str(err.response["ResponseMetadata"]["HTTPStatusCode"]))
+        yield {
+            "key_id": e.get("AWS_ACCESS_KEY_ID"),
+            "secret_as_driver": bool(drv_secret) and e.get("AWS_SECRET_ACCESS_KEY") == drv_secret,
+            "token_as_driver": bool(drv_token) and e.get("AWS_SESSION_TOKEN") == drv_token,
+            "expiration": e.get("AWS_CREDENTIAL_EXPIRATION"),
+            "metadata_disabled": e.get("AWS_EC2_METADATA_DISABLED"),
+            "boto3_own": get("plane-a/data.csv"),
+            "boto3_other": get("plane-b/secret.csv"),
+        }
+
+    executors = sc.parallelize(range(2), 2).mapPartitions(executor).collect()
+    everything = "\n".join(list(conf.values()) + list(drv.values()))
+    return {
+        "driver_key_id": drv.get("AWS_ACCESS_KEY_ID"),
+        "conf_access_key": conf.get("spark.hadoop.fs.s3a.access.key"),
+        "conf_provider": conf.get("spark.hadoop.fs.s3a.aws.credentials.provider"),
+        "conf_secret_as_driver": same("spark.hadoop.fs.s3a.secret.key", drv_secret),
+        "conf_token_as_driver": same("spark.hadoop.fs.s3a.session.token", drv_token),
+        "conf_executor_env": {
+            k[len("spark.executorEnv."):]: v if k.endswith(shown) else "<set>"
+            for k, v in conf.items() if k.startswith("spark.executorEnv.AWS_")
+        },
+        "conf_executor_secret_as_driver": same("spark.executorEnv.AWS_SECRET_ACCESS_KEY", drv_secret),
+        "conf_executor_token_as_driver": same("spark.executorEnv.AWS_SESSION_TOKEN", drv_token),
+        "forbidden_seen": [i for i, v in enumerate(forbidden) if v in everything],
+        "executors": executors,
+        "s3a_own_file": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
+        "s3a_own_dir": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/")),
+        "s3a_own_subdir": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/table/")),
+        "s3a_other_file": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/secret.csv")),
+        "s3a_other_dir": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/")),
+    }
+"""

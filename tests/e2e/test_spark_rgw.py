@@ -1,0 +1,195 @@
+"""Spark for real: PySpark 4.3's own spark-submit in local[2], started through
+spark-submit-wrap, against radosgw with enforced session policies.
+
+A Spark job (job flow) and a PySpark session inside a provisioned kernel (propagation)
+each run once; every assertion about them is made on that one run, because a Spark JVM
+costs ~10 s and ~450 MB. What a user would notice:
+
+- the driver's conf and the executors' environment carry the scoped session's keys,
+  never the launcher's;
+- S3A (hadoop-aws from sagemaker-pyspark) reads the user's data plane and gets 403
+  outside it, and so does boto3 running inside the executors;
+- inside a kernel, Spark gets the kernel's credentials (the wrapper propagates them and
+  says so in its decision record) instead of minting new ones.
+
+radosgw accepts only S3 actions in a session policy: the data planes have no Glue
+databases and the Bedrock statement is off; its role ARNs carry no account.
+"""
+
+import shlex
+import uuid
+
+import pytest
+
+from harness.platform import platform_file
+from kernel_support import read_records, run_cell
+from spark_support import (
+    PROBE,
+    PySparkKernels,
+    result,
+    spark_env,
+    spark_home_overlay,
+    submit_options,
+)
+
+DATA = "a,b\n1,2\n"
+ROWS = ["1,2", "a,b"]
+TABLE_ROWS = ["3,4", "c,d"]
+
+
+@pytest.fixture
+def spark_stack(rgw, tmp_path):
+    """A bucket with two planes' data (alice has plane a), and a platform file on radosgw
+    that logs decisions to a file. Returns (bucket, config path, decision log path)."""
+    bucket = f"spark-{uuid.uuid4().hex[:8]}"
+    rgw.create_bucket(bucket, {
+        "plane-a/data.csv": DATA,
+        "plane-a/table/part-0.csv": "c,d\n3,4\n",
+        "plane-b/secret.csv": "salary\n1000000\n",
+    })
+    # The denials below are the session policy's doing: the launcher reads plane b.
+    body = rgw.s3().get_object(Bucket=bucket, Key="plane-b/secret.csv")["Body"].read()
+    assert body == b"salary\n1000000\n"
+    log = tmp_path / "decisions.jsonl"
+    config = platform_file(
+        tmp_path,
+        settings={"decision_log": str(log), "session_policy_bedrock": "false",
+                  "session_policy_platform_folders": "", "syntasa_session_policy_duration": "3600"},
+        aws={"sts_endpoint": rgw.endpoint, "session_policy_role_arn": rgw.role_arn,
+             "account_id": None, "platform_bucket": None},
+        service_accounts=[],
+        workspaces=[{"id": "ws-open"}],
+        runtime_templates=[{"id": "rt-etl"}],
+        data_planes=[{"id": "dp-a", "s3": [f"s3://{bucket}/plane-a/"]},
+                     {"id": "dp-b", "s3": [f"s3://{bucket}/plane-b/"]}],
+        users=[{"id": "alice", "data_planes": ["dp-a"]}, {"id": "root", "system_admin": True}],
+    )
+    return bucket, config, log
+
+
+def assert_scoped_spark(seen, key_id, launcher):
+    """What a scoped Spark application must see, whichever way it was started."""
+    assert key_id and key_id != launcher.access_key_id, seen
+    assert seen["forbidden_seen"] == [], "the launcher's secret reached the application"
+    # Driver conf: S3A reads exactly the scoped session's keys.
+    assert seen["driver_key_id"] == key_id
+    assert seen["conf_access_key"] == key_id
+    assert seen["conf_provider"] == "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+    assert seen["conf_secret_as_driver"] and seen["conf_token_as_driver"], seen
+    # Executor environment conf, and what the executors' Python workers really hold.
+    env_conf = seen["conf_executor_env"]
+    assert env_conf["AWS_ACCESS_KEY_ID"] == key_id
+    assert env_conf["AWS_SECRET_ACCESS_KEY"] == env_conf["AWS_SESSION_TOKEN"] == "<set>"
+    assert env_conf["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert env_conf["AWS_CREDENTIAL_EXPIRATION"].endswith("Z")
+    assert seen["conf_executor_secret_as_driver"] and seen["conf_executor_token_as_driver"]
+    assert len(seen["executors"]) == 2
+    for ex in seen["executors"]:
+        assert ex["key_id"] == key_id, ex
+        assert ex["secret_as_driver"] and ex["token_as_driver"], ex
+        assert ex["expiration"] == env_conf["AWS_CREDENTIAL_EXPIRATION"]
+        assert ex["metadata_disabled"] == "true"
+        # boto3 inside an executor: the plane, and nothing beside it.
+        assert ex["boto3_own"] == DATA, ex
+        assert ex["boto3_other"] == "AccessDenied", ex
+    # S3A: reads the plane (a file, directories), 403 outside it.
+    assert seen["s3a_own_file"] == ROWS
+    assert seen["s3a_own_dir"] == ROWS  # the plane's root: files only, not table/
+    assert seen["s3a_own_subdir"] == TABLE_ROWS
+    assert seen["s3a_other_file"] == "AccessDenied"
+    assert seen["s3a_other_dir"] == "AccessDenied"
+
+
+JOB = PROBE + """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("scoped-job").getOrCreate()
+print("RESULT " + json.dumps(probe(spark, sys.argv[1], [sys.argv[2]])), flush=True)
+spark.stop()
+"""
+
+
+def test_spark_job_runs_scoped_to_its_data_plane(rgw, spark_stack, spark_submit_wrap, tmp_path):
+    bucket, config, log = spark_stack
+    app = tmp_path / "job.py"
+    app.write_text(JOB)
+    env = spark_env(rgw, {
+        **rgw.launcher.env(),
+        "SYN_USER": "alice",
+        "SYN_RUNTIME_TEMPLATE_ID": "rt-etl",
+        "SYN_JOB_ID": "job-42",
+        "SYN_WORKSPACE_ID": "ws-open",
+        "SYN_PLATFORM_CONFIG": config,
+    })
+    r = spark_submit_wrap.run(*submit_options(rgw.endpoint), app, bucket,
+                              rgw.launcher.secret_access_key,
+                              env=env, cwd=tmp_path, timeout=180)
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+    [record] = read_records(log)
+    assert record["flow"] == "job"
+    assert (record["user"], record["runtime_template"], record["job_id"]) == ("alice", "rt-etl", "job-42")
+    assert record["tier"] == "session_policy"
+    assert record["credentials"] == "assumed_role"
+    assert record["role_arn"] == rgw.role_arn
+    assert_scoped_spark(seen, seen["driver_key_id"], rgw.launcher)
+    assert seen["conf_executor_env"]["AWS_CREDENTIAL_EXPIRATION"] == record["expiration"]
+
+
+CELL = PROBE + """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("scoped-notebook").getOrCreate()
+seen = probe(spark, %(bucket)r, [%(forbidden)r])
+seen["kernel_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID")
+seen["kernel_kind"] = os.environ.get("SYN_KERNEL_KIND")
+seen["marker"] = os.environ.get("SYN_PROVISIONED")
+spark.stop()
+print("RESULT " + json.dumps(seen), flush=True)
+"""
+
+
+def test_pyspark_in_a_kernel_gets_the_kernels_credentials(
+        rgw, spark_stack, provisioner, spark_submit_wrap, tmp_path):
+    bucket, config, log = spark_stack
+    home, real = spark_home_overlay(tmp_path / "spark-home", spark_submit_wrap.path)
+    kernels = PySparkKernels(provisioner, tmp_path / "jupyter", config)
+    submit_args = shlex.join([*submit_options(rgw.endpoint), "pyspark-shell"])
+    env = spark_env(rgw, {
+        **rgw.launcher.env(),
+        "SYN_USER": "alice",
+        "SYN_WORKSPACE_ID": "ws-open",
+        "SYN_PLATFORM_CONFIG": config,
+        "SPARK_HOME": home,
+        "SPARK_SUBMIT_WRAP_REAL": real,
+        "PYSPARK_SUBMIT_ARGS": submit_args,
+    })
+    # The kernelspec (pyspark kind) sets the executors' Python, not the test.
+    env.pop("PYSPARK_PYTHON")
+    env.pop("PYSPARK_DRIVER_PYTHON")
+    stderr = tmp_path / "kernel.stderr"
+    try:
+        _km, kc = kernels.start(env, stderr_path=stderr)
+        try:
+            out = run_cell(kc, CELL % {"bucket": bucket,
+                                        "forbidden": rgw.launcher.secret_access_key},
+                           timeout=150)
+        finally:
+            kc.stop_channels()
+    finally:
+        kernels.close()
+    seen = result(out.stdout)
+    assert seen and not out.error, (
+        f"{out.error}\n{''.join(out.traceback)[-3000:]}\n{out.stderr[-3000:]}\n"
+        f"kernel stderr:\n{stderr.read_text()[-6000:] if stderr.exists() else ''}")
+    assert seen["kernel_kind"] == "pyspark"
+    assert seen["marker"].startswith("tier=session_policy;")
+    kernel_record, spark_record = read_records(log)
+    # One identity was minted, for the kernel; the wrapper propagated it.
+    assert (kernel_record["flow"], kernel_record["credentials"]) == ("notebook", "assumed_role")
+    assert spark_record["credentials"] == "propagated"
+    assert spark_record["tier"] == "session_policy"
+    assert spark_record["user"] == "alice"
+    assert any("propagated the credentials of a provisioned process" in w
+               for w in spark_record["warnings"]), spark_record
+    assert spark_record["expiration"] == kernel_record["expiration"]
+    assert_scoped_spark(seen, seen["kernel_key_id"], rgw.launcher)
