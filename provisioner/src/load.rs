@@ -210,6 +210,9 @@ fn split_path(path: &str) -> (String, String) {
         return ("platform file".into(), String::new());
     }
     match path.rsplit_once('.') {
+        // `?` stands for a key serde could not read (a syntax error inside an object):
+        // name the object alone rather than a field called "?".
+        Some((entity, "?")) => (entity.to_string(), String::new()),
         Some((entity, field)) => (entity.to_string(), field.to_string()),
         None if path.contains('[') => (path.to_string(), String::new()),
         None => ("platform file".into(), path.to_string()),
@@ -514,9 +517,19 @@ impl Validator<'_> {
                 folders.push(f.to_string());
             }
         }
-        let (log, _) = text("decision_log")?;
+        let (log, log_from) = text("decision_log")?;
         let decision_log = match log.trim() {
             "" | "stderr" | "-" => DecisionLog::Stderr,
+            // Launchers run in whatever directory Jupyter or the job runner picks: a
+            // relative path would scatter records, or fail, depending on it.
+            path if !Path::new(path).is_absolute() => {
+                return Err(self.err(
+                    where_(&log_from),
+                    "decision_log",
+                    format!("\"{path}\" is a relative path"),
+                    "use an absolute path such as /var/log/provisioner/decisions.jsonl, or \"stderr\"",
+                ));
+            }
             path => DecisionLog::File(PathBuf::from(path)),
         };
         Ok(Settings {
@@ -955,4 +968,35 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_log_must_be_stderr_or_an_absolute_path() {
+        let no_env = |_: &str| None;
+        let doc = |log: &str| {
+            format!(
+                r#"{{"aws": {{"region": "us-east-1"}}, "settings": {{"decision_log": "{log}"}}}}"#
+            )
+        };
+        let e = load_str(&doc("logs/decisions.jsonl"), "p.json", &no_env).unwrap_err();
+        assert_eq!(e.field, "decision_log");
+        assert!(
+            e.problem.contains("relative path") && e.fix.contains("absolute path"),
+            "{e}"
+        );
+        for ok in ["stderr", "/var/log/provisioner/decisions.jsonl"] {
+            assert!(load_str(&doc(ok), "p.json", &no_env).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_inside_an_object_names_the_object_not_a_field_called_question_mark() {
+        let e = load_str(r#"{"settings": {,}}"#, "p.json", &|_: &str| None).unwrap_err();
+        assert_eq!((e.entity.as_str(), e.field.as_str()), ("settings", ""));
+        assert!(!e.to_string().contains("\"?\""), "{e}");
+    }
 }

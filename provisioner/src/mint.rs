@@ -342,8 +342,17 @@ impl Sts<'_> {
         plan: &AssumeRolePlan,
         notes: &mut Vec<String>,
     ) -> Result<(Credentials, Option<u32>), CallError> {
+        // An unusable answer is named like every other failure of this call.
+        let endpoint = self.endpoint.clone();
+        let named = |e: CallError| CallError {
+            text: format!(
+                "AssumeRole of {} at {endpoint} failed: {}",
+                plan.role_arn, e.text
+            ),
+            ..e
+        };
         match self.call(plan, plan.duration_seconds) {
-            Ok(out) => Ok((credentials_of(&out)?, None)),
+            Ok(out) => Ok((credentials_of(&out).map_err(named)?, None)),
             Err(e)
                 if plan.duration_seconds > FALLBACK_DURATION_SECONDS
                     && e.code.as_deref().is_some_and(|c| {
@@ -359,7 +368,7 @@ impl Sts<'_> {
                         ),
                         ..again
                     })?;
-                let credentials = credentials_of(&out)?;
+                let credentials = credentials_of(&out).map_err(named)?;
                 notes.push(duration_warning(
                     plan,
                     e.sts_message.as_deref().unwrap_or_default(),
@@ -702,11 +711,39 @@ fn credentials_of(out: &AssumeRoleOutput) -> Result<Credentials, CallError> {
             text: "STS answered AssumeRole without credentials".into(),
         });
     };
+    let expiration = SystemTime::try_from(*c.expiration()).ok();
+    // The SDK fills missing elements of a truncated or malformed answer with empty
+    // strings and the epoch; such "credentials" must never reach a child.
+    let missing: Vec<&str> = [
+        ("empty AccessKeyId", c.access_key_id().trim().is_empty()),
+        (
+            "empty SecretAccessKey",
+            c.secret_access_key().trim().is_empty(),
+        ),
+        ("empty SessionToken", c.session_token().trim().is_empty()),
+        (
+            "Expiration not in the future",
+            expiration.is_none_or(|t| t <= SystemTime::now()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, bad)| bad.then_some(name))
+    .collect();
+    if !missing.is_empty() {
+        return Err(CallError {
+            code: None,
+            sts_message: None,
+            text: format!(
+                "STS answered AssumeRole with unusable credentials ({}); the answer was malformed or truncated",
+                missing.join(", ")
+            ),
+        });
+    }
     Ok(Credentials {
         access_key_id: c.access_key_id().to_string(),
         secret_access_key: c.secret_access_key().to_string(),
         session_token: Some(c.session_token().to_string()),
-        expiration: SystemTime::try_from(*c.expiration()).ok(),
+        expiration,
     })
 }
 
@@ -883,6 +920,32 @@ mod tests {
             c.expiration_rfc3339().as_deref(),
             Some("2023-11-14T22:13:20Z")
         );
+    }
+
+    fn output(key: &str, secret: &str, token: &str, expires_in: i64) -> AssumeRoleOutput {
+        let now = aws_smithy_types::DateTime::from(SystemTime::now()).secs();
+        let c = aws_sdk_sts::types::Credentials::builder()
+            .access_key_id(key)
+            .secret_access_key(secret)
+            .session_token(token)
+            .expiration(aws_smithy_types::DateTime::from_secs(now + expires_in))
+            .build()
+            .unwrap();
+        AssumeRoleOutput::builder().credentials(c).build()
+    }
+
+    #[test]
+    fn incomplete_credentials_from_a_malformed_answer_are_refused() {
+        assert!(credentials_of(&output("ASIAKEY", "secret", "token", 3600)).is_ok());
+        let e = credentials_of(&output("", "", "", -1_000_000)).unwrap_err();
+        assert!(
+            e.text.contains("(empty AccessKeyId, empty SecretAccessKey, empty SessionToken, Expiration not in the future)"),
+            "{}",
+            e.text
+        );
+        assert!(credentials_of(&output("ASIAKEY", "secret", " ", 3600)).is_err());
+        assert!(credentials_of(&output("ASIAKEY", "secret", "token", -5)).is_err());
+        assert!(credentials_of(&AssumeRoleOutput::builder().build()).is_err());
     }
 
     #[test]

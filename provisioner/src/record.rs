@@ -101,7 +101,9 @@ impl DecisionRecord {
         let line = format!("{}\n", self.to_line());
         match log {
             crate::model::DecisionLog::Stderr => std::io::stderr().write_all(line.as_bytes()),
-            crate::model::DecisionLog::File(path) => append_private(path, line.as_bytes()),
+            // The error names the file: "No such file or directory" alone says nothing.
+            crate::model::DecisionLog::File(path) => append_private(path, line.as_bytes())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         }
     }
 }

@@ -95,16 +95,38 @@ pub fn obtain(
     }
 }
 
+/// Where the job flow reads the user from, in order.
+const USER_VARS: [&str; 3] = ["SYN_USER", "KERNEL_USERNAME", "JUPYTERHUB_USER"];
+
+/// Loads the platform file. The loader's fixes name `provisioner`'s `--config`; the
+/// wrapper's own flag is `--wrap-config`.
+fn load_platform(
+    path: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<provisioner::model::Platform, Failed> {
+    load::load_file(path, env).map_err(|mut e| {
+        e.fix = e.fix.replace("--config PATH", "--wrap-config PATH");
+        Failed {
+            message: e.to_string(),
+            code: exit::CONFIG,
+        }
+    })
+}
+
 fn resolve_job(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
     dry_run: bool,
 ) -> Result<Identity, Failed> {
     let path = load::config_path(config_flag, env);
-    let platform = load::load_file(&path, env).map_err(|e| Failed {
-        message: e.to_string(),
-        code: exit::CONFIG,
-    })?;
+    let platform = load_platform(&path, env)?;
+    // The library's message offers `--user`, which the wrapper does not have.
+    if USER_VARS.iter().all(|v| non_empty(env, v).is_none()) {
+        return Err(Failed {
+            message: "no user given; set SYN_USER in the job's environment (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
+            code: exit::CONFIG,
+        });
+    }
     let flags = ContextFlags {
         flow: Some(Flow::Job),
         ..ContextFlags::default()
@@ -189,10 +211,7 @@ fn propagate(
     // image without it can still submit jobs. An explicit --wrap-config must load.
     let path = load::config_path(config_flag, env);
     let platform = if config_flag.is_some() || path.exists() {
-        Some(load::load_file(&path, env).map_err(|e| Failed {
-            message: e.to_string(),
-            code: exit::CONFIG,
-        })?)
+        Some(load_platform(&path, env)?)
     } else {
         None
     };
@@ -281,4 +300,27 @@ fn propagate(
             .unwrap_or(DecisionLog::Stderr),
         decision,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_user_and_platform_messages_name_the_wrappers_own_means() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.json");
+        let env = |_: &str| None;
+        let e = obtain(&env, Some(&missing), true).unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert!(e.message.contains("--wrap-config PATH"), "{}", e.message);
+        assert!(!e.message.contains("pass --config"), "{}", e.message);
+
+        let config = dir.path().join("platform.json");
+        std::fs::write(&config, r#"{"aws": {"region": "us-east-1"}}"#).unwrap();
+        let e = obtain(&env, Some(&config), true).unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert!(e.message.contains("set SYN_USER"), "{}", e.message);
+        assert!(!e.message.contains("--user"), "{}", e.message);
+    }
 }

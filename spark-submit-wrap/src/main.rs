@@ -116,7 +116,12 @@ fn run(tokens: Vec<OsString>) -> i32 {
         let r = identity.refusal().cloned();
         return match r {
             Some(r) => fail(
-                format!("refused: {}; fix: {}", r.message, r.fix),
+                format!(
+                    "refused ({}): {}; fix: {}",
+                    r.code.as_str(),
+                    r.message,
+                    r.fix
+                ),
                 r.exit_code,
             ),
             None => exit::REFUSED,
