@@ -40,7 +40,7 @@ use crate::decision::{
     Tier, resolve,
 };
 use crate::exit;
-use crate::model::{Platform, SecretRef};
+use crate::model::{FailureMode, Platform, SecretRef};
 
 /// Credentials for the child. `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq, Eq)]
@@ -145,7 +145,9 @@ pub fn obtain_with(
     let mut sts = Sts {
         platform,
         options,
+        launch_deadline: deadline,
         deadline,
+        share: false,
         endpoint: endpoint_label(platform, env),
         connection: None,
     };
@@ -177,7 +179,15 @@ pub fn obtain_with(
                     sts_message: None,
                     text: message,
                 }),
-            Plan::AssumeRole(plan) => sts.assume_role(plan, &mut notes),
+            Plan::AssumeRole(plan) => {
+                // A hung or failing service account must not use up the time the
+                // fall-back tier needs, so it gets half of what is left.
+                let falls_back =
+                    matches!(decision.tier, Tier::WorkspaceSa | Tier::RuntimeTemplateSa)
+                        && platform.settings.service_account_failure == FailureMode::Fallback;
+                sts.limit_to_share(falls_back);
+                sts.assume_role(plan, &mut notes)
+            }
         };
         match outcome {
             Ok((credentials, shortened)) => {
@@ -294,7 +304,13 @@ fn without_userinfo(url: &str) -> String {
 struct Sts<'a> {
     platform: &'a Platform,
     options: &'a StsOptions,
+    /// The end of the whole launch.
+    launch_deadline: Instant,
+    /// The end of the current tier's calls: the launch deadline, or half of what is
+    /// left of it for a service account that may still fall back.
     deadline: Instant,
+    /// True while `deadline` is a service account's share.
+    share: bool,
     endpoint: String,
     connection: Option<(tokio::runtime::Runtime, aws_sdk_sts::Client)>,
 }
@@ -302,6 +318,30 @@ struct Sts<'a> {
 impl Sts<'_> {
     fn deadline_seconds(&self) -> u32 {
         self.platform.settings.sts_deadline_seconds
+    }
+
+    /// Sets the current tier's time limit (see [`Sts::deadline`]).
+    fn limit_to_share(&mut self, half: bool) {
+        let now = Instant::now();
+        let left = self.launch_deadline.saturating_duration_since(now);
+        self.share = half;
+        self.deadline = if half {
+            now + left / 2
+        } else {
+            self.launch_deadline
+        };
+    }
+
+    /// The time limit in words, for messages.
+    fn budget(&self) -> String {
+        let s = self.deadline_seconds();
+        if self.share {
+            format!(
+                "its share of the {s} s deadline (sts_deadline_seconds; the rest is kept for the fall-back tier)"
+            )
+        } else {
+            format!("the {s} s deadline (sts_deadline_seconds)")
+        }
     }
 
     fn connect(&mut self) -> Result<(), CallError> {
@@ -390,9 +430,9 @@ impl Sts<'_> {
                 code: None,
                 sts_message: None,
                 text: format!(
-                    "AssumeRole of {} was not tried: the {} s STS deadline (sts_deadline_seconds) had already passed",
+                    "AssumeRole of {} was not tried: {} had already passed",
                     plan.role_arn,
-                    self.deadline_seconds()
+                    self.budget()
                 ),
             });
         }
@@ -491,8 +531,8 @@ impl Sts<'_> {
                 );
                 if Instant::now() + pause >= self.deadline {
                     Some(format!(
-                        " (gave up after {attempt} attempts: the next retry would pass the {} s deadline, sts_deadline_seconds)",
-                        self.deadline_seconds()
+                        " (gave up after {attempt} attempts: the next retry would pass {})",
+                        self.budget()
                     ))
                 } else {
                     tokio::time::sleep(pause).await;
@@ -518,8 +558,8 @@ impl Sts<'_> {
             code: None,
             sts_message: None,
             text: format!(
-                "{what} did not succeed within the {} s deadline (sts_deadline_seconds) after {attempts} attempt(s){last}",
-                self.deadline_seconds()
+                "{what} did not succeed within {} after {attempts} attempt(s){last}",
+                self.budget()
             ),
         }
     }

@@ -231,6 +231,19 @@ def test_transient_fault_succeeds_after_retries(provisioner, sts, tmp_path, faul
     assert [c["mode"] for c in sts.assume_roles()] == [fault, fault, "ok"]
 
 
+def test_hung_service_account_leaves_time_for_the_fallback(provisioner, sts, tmp_path):
+    # A service account that may fall back gets half of the time left, so a hung STS
+    # call for it cannot starve the session-policy tier of the rest.
+    sts.cue("hang", count=1)
+    launch = kernel(provisioner, sts, tmp_path, "workspace_sa-fallback")
+    assert_within_deadline(launch)
+    assert_minted(launch, sts, "session_policy", "PlatformInfraRole")
+    rec = launch.record
+    assert skipped(rec)["workspace_sa"] == "SERVICE_ACCOUNT_FAILED"
+    assert "share of the 3 s deadline" in rec["warnings"][0], rec["warnings"]
+    assert [c["mode"] for c in sts.assume_roles()] == ["hang", "ok"]
+
+
 def test_slow_sts_within_the_deadline_succeeds(provisioner, sts, tmp_path):
     sts.cue("delay", delay=1.0)
     launch = kernel(provisioner, sts, tmp_path, "session_policy")
