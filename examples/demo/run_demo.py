@@ -15,7 +15,7 @@ Usage: run_demo.py PROVISIONER_BIN   (scripts/demo builds it and picks the Pytho
 """
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +136,7 @@ def main():
         say()
         say("== stopping radosgw")
         rgw.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
