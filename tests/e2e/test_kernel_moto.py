@@ -298,3 +298,25 @@ def test_refused_launch_explains_itself_in_the_notebook(stack):
         kc.stop_channels()
     km.shutdown_kernel(now=False)
     assert not km.is_alive()
+
+
+def test_refused_scheduled_run_shows_the_reason_in_the_papermill_output(stack, tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('never runs')")]
+    src, out = tmp_path / "refused.ipynb", tmp_path / "refused-out.ipynb"
+    nbformat.write(nb, src)
+    env = clean_env({**stack.env("mallory"), "SYN_FLOW": "notebook-run", "JUPYTER_PATH": str(stack.kernels.dir)})
+    r = subprocess.run([sys.executable, "-m", "papermill", str(src), str(out), "-k", stack.kernels.name,
+                        "--start-timeout", "60"], env=env, capture_output=True, text=True, timeout=180)
+    # The run fails (the cell raised), and both the run's error and the saved notebook
+    # say why and what to fix, instead of "kernel died".
+    assert r.returncode != 0
+    assert "Kernel refused: UNKNOWN_USER" in r.stderr and "Fix: add the user" in r.stderr, r.stderr[-2000:]
+    cell = nbformat.read(out, as_version=4).cells[0]
+    errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "KernelRefused"
+    text = errors[0]["evalue"] + "\n".join(errors[0]["traceback"])
+    assert "mallory" in text and "add the user" in text, text
+    assert not any("never runs" in o.get("text", "") for o in cell.outputs)
