@@ -314,7 +314,8 @@ def test_refused_scheduled_run_shows_the_reason_in_the_papermill_output(stack, t
     # say why and what to fix, instead of "kernel died".
     assert r.returncode != 0
     assert "Kernel refused: UNKNOWN_USER" in r.stderr and "Fix: add the user" in r.stderr, r.stderr[-2000:]
-    cell = nbformat.read(out, as_version=4).cells[0]
+    # papermill puts a markdown banner first; the code cell holds the error output.
+    [cell] = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
     errors = [o for o in cell.outputs if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "KernelRefused"
     text = errors[0]["evalue"] + "\n".join(errors[0]["traceback"])
