@@ -519,7 +519,7 @@ class Bench:
         classes = {"right credentials": 0, "refused (exit 4, program not run)": 0,
                    "other scoped identity (fell back)": 0, "broader or no minted credentials": 0,
                    "over the deadline": 0, "killed": 0}
-        problems, times, times_no_retry, retries, keys = [], [], [], [], {}
+        problems, times, times_no_retry, retries, keys, minted_twice = [], [], [], [], {}, []
         # When each launch's first AssumeRole reached the server: the launcher's own start
         # under contention, before any STS wait.
         first_request_ms = [(min(q["time"] for q in v) - released_wall) * 1000 for v in per_session.values()]
@@ -549,17 +549,21 @@ class Bench:
                 continue
             keys.setdefault(key, []).append(user)
             ok_answers = [q for q in sent if q["mode"] == "ok"]
-            if key == BASE_KEY or not key.startswith("ASIA") or token != "token" or len(ok_answers) != 1:
+            if len(ok_answers) > 1:
+                # STS minted more than once for this launch: an answer came after the
+                # launcher had stopped waiting for it (attempt timeout) and retried.
+                minted_twice.append({"user": user, "requests": timeline(sent, released_wall)})
+            if key == BASE_KEY or not key.startswith("ASIA") or token != "token" or not ok_answers:
                 classes["broader or no minted credentials"] += 1
                 problems.append(f"{user}: ran with key {key[:8]}..., token {token!r}, "
                                 f"{len(ok_answers)} successful AssumeRole answers")
             elif (not marker.startswith(f"tier={tier};") or f"user={user}" not in marker
-                  or ok_answers[0]["params"].get("RoleArn") != role
-                  or ("Policy" in ok_answers[0]["params"]) != with_policy):
+                  or any(q["params"].get("RoleArn") != role or ("Policy" in q["params"]) != with_policy
+                         for q in ok_answers)):
                 classes["other scoped identity (fell back)"] += 1
                 problems.append(f"{user}: expected {tier} ({role}), got {marker.split(';')[0]} "
-                                f"({ok_answers[0]['params'].get('RoleArn')}, policy sent: "
-                                f"{'Policy' in ok_answers[0]['params']})")
+                                f"({ok_answers[-1]['params'].get('RoleArn')}, policy sent: "
+                                f"{'Policy' in ok_answers[-1]['params']})")
             elif secs > deadline:
                 classes["over the deadline"] += 1
                 problems.append(f"{user}: {secs:.1f} s, over the {deadline} s deadline")
@@ -592,6 +596,9 @@ class Bench:
             "retries_total": sum(retries), "retries_p50": pct(retries, 50), "retries_p99": pct(retries, 99),
             "retries_max": max(retries), "launches_retried": sum(1 for r in retries if r),
             "sts_window_s": last - first, "refusal_messages": refusals, "problems": problems,
+            "minted_more_than_once": minted_twice,
+            "elapsed_of_minted_twice": [r.get("elapsed_ms") for r in records
+                                        if r["user"] in {m["user"] for m in minted_twice}],
             # AssumeRole arrivals and successful answers per 250 ms after the common start.
             "arrivals_per_250ms": histogram([q["time"] - released_wall for q in requests], 0.25),
             "answers_per_250ms": histogram([q["time"] - released_wall for q in requests if q["mode"] == "ok"], 0.25),
@@ -733,6 +740,12 @@ def naive_policy(planes, folders, bedrock, user, workspace):
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
+def timeline(requests, start):
+    """A session's AssumeRole requests: seconds after the start, answer, role."""
+    return [(round(q["time"] - start, 3), q["mode"], q["params"].get("RoleArn", "").rsplit("/", 1)[-1])
+            for q in requests]
+
+
 def histogram(offsets, width):
     counts = [0] * (int(max(offsets, default=0) / width) + 1)
     for t in offsets:
@@ -844,6 +857,8 @@ def report(res):
             ("retries per launch p50 / p99 / max",
              lambda B: f"{B['retries_p50']:.0f} / {B['retries_p99']:.0f} / {B['retries_max']}"),
             ("launches that retried / retries in all", lambda B: f"{B['launches_retried']} / {B['retries_total']}"),
+            ("launches for which STS minted twice (a late answer, then a retry)",
+             lambda B: str(len(B["minted_more_than_once"]))),
             ("first to last STS request", lambda B: f"{B['sts_window_s']:.1f} s"),
         ]
         for title, f in rows:
