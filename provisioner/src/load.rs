@@ -61,7 +61,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("sts_source_identity", "false"),
     ("sts_session_tags", "false"),
     ("sts_deadline_seconds", "10"),
-    ("sts_max_attempts", "4"),
+    ("sts_max_attempts", "8"),
     ("decision_log", "stderr"),
 ];
 

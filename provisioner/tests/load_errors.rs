@@ -419,6 +419,7 @@ fn defaults_and_string_or_native_values() {
     assert!(s.session_policy_bedrock);
     assert_eq!(s.session_policy_platform_folders.len(), 7);
     assert_eq!(s.sts_deadline_seconds, 10);
+    assert_eq!(s.sts_max_attempts, 8);
     let p = load_str(r#"{"aws": {"region": "us-east-1"}, "settings": {"session_policy_bedrock": false, "syntasa_session_policy_duration": 900}}"#, "p.json", &no_env).unwrap();
     assert!(!p.settings.session_policy_bedrock);
     assert_eq!(p.settings.session_policy_duration, 900);
