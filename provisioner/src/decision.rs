@@ -634,10 +634,20 @@ impl Resolution<'_> {
         if let Some(bucket) = &p.aws.platform_bucket {
             for folder in &p.settings.session_policy_platform_folders {
                 match self.platform_folder(folder) {
-                    Some(prefix) => platform_folders.push(S3Location { bucket: bucket.clone(), prefix: format!("{prefix}/") }),
-                    None => self.warnings.push(format!(
-                        "platform folder \"{folder}\" names {{workspace}} but the launch has none; it is left out of the policy"
-                    )),
+                    Some(prefix) => platform_folders.push(S3Location {
+                        bucket: bucket.clone(),
+                        prefix: format!("{prefix}/"),
+                    }),
+                    None => {
+                        let why = if self.ctx.workspace.is_some() {
+                            "the job flow does not scope by workspace"
+                        } else {
+                            "the launch has no workspace"
+                        };
+                        self.warnings.push(format!(
+                            "platform folder \"{folder}\" names {{workspace}} but {why}; it is left out of the policy"
+                        ));
+                    }
                 }
             }
         }

@@ -166,12 +166,10 @@ pub fn build(input: &PolicyInput) -> SessionPolicy {
 
     if !data.is_empty() || !folders.is_empty() {
         let mut resources = Vec::new();
+        let mut folder_keys = Vec::new();
         for loc in &data {
             if let Some(folder) = loc.prefix.strip_suffix('/') {
-                // S3A probes a directory as the bare key before `key/` (getFileStatus,
-                // mkdirs of parents); without it a HEAD is denied instead of answering
-                // "not found", and the job fails.
-                resources.push(format!("{s3_arn}{}/{folder}", loc.bucket));
+                folder_keys.push(format!("{s3_arn}{}/{folder}", loc.bucket));
             }
             resources.push(format!("{s3_arn}{}/{}*", loc.bucket, loc.prefix));
         }
@@ -190,6 +188,18 @@ pub fn build(input: &PolicyInput) -> SessionPolicy {
             resource: OneOrMany::of(resources),
             condition: None,
         });
+        if !folder_keys.is_empty() {
+            // S3A probes a directory as the bare key before `key/` (getFileStatus,
+            // mkdirs of parents); without it a HEAD is denied instead of answering "not
+            // found", and the job fails. Reading is all it needs: the bare key can lie in
+            // another plane's area (nested planes), so nothing else is granted on it.
+            statements.push(Statement {
+                effect: "Allow",
+                action: OneOrMany::One("s3:GetObject".into()),
+                resource: OneOrMany::of(folder_keys),
+                condition: None,
+            });
+        }
         for (bucket, prefixes) in &by_bucket {
             // A whole-bucket location lists without a condition; otherwise listing is
             // limited to keys under the prefixes (`p/*` also matches `p/` itself).
@@ -288,7 +298,8 @@ mod tests {
         let expected = concat!(
             r#"{"Version":"2012-10-17","Statement":["#,
             r#"{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:DeleteObject","s3:*Multipart*","s3:GetBucketLocation"],"#,
-            r#""Resource":["arn:aws:s3:::acme-data/marketing","arn:aws:s3:::acme-data/marketing/*","arn:aws:s3:::acme-platform/syn-workspace/*","arn:aws:s3:::acme-data","arn:aws:s3:::acme-platform"]},"#,
+            r#""Resource":["arn:aws:s3:::acme-data/marketing/*","arn:aws:s3:::acme-platform/syn-workspace/*","arn:aws:s3:::acme-data","arn:aws:s3:::acme-platform"]},"#,
+            r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-data/marketing"},"#,
             r#"{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::acme-data","Condition":{"StringLike":{"s3:prefix":"marketing/*"}}},"#,
             r#"{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::acme-platform","Condition":{"StringLike":{"s3:prefix":"syn-workspace/*"}}},"#,
             r#"{"Effect":"Allow","Action":["glue:GetDatabase*","glue:GetTable*","glue:*Table","glue:GetPartition*","glue:*Partition","glue:GetUserDefinedFunction*"],"#,
@@ -345,13 +356,25 @@ mod tests {
             objects.iter().any(|r| r == "arn:aws:s3:::bk1")
                 && objects.iter().any(|r| r == "arn:aws:s3:::bk2")
         );
-        assert_eq!(st[1]["Resource"], "arn:aws:s3:::bk1");
         assert_eq!(
-            st[1]["Condition"]["StringLike"]["s3:prefix"],
+            st[1]["Action"], "s3:GetObject",
+            "bare folder keys are only readable"
+        );
+        assert_eq!(
+            st[1]["Resource"],
+            serde_json::json!([
+                "arn:aws:s3:::bk1/data",
+                "arn:aws:s3:::bk1/other",
+                "arn:aws:s3:::bk2/data/2024"
+            ])
+        );
+        assert_eq!(st[2]["Resource"], "arn:aws:s3:::bk1");
+        assert_eq!(
+            st[2]["Condition"]["StringLike"]["s3:prefix"],
             serde_json::json!(["data/*", "other/*"])
         );
-        assert_eq!(st[2]["Resource"], "arn:aws:s3:::bk2");
-        assert_eq!(st.len(), 3);
+        assert_eq!(st[3]["Resource"], "arn:aws:s3:::bk2");
+        assert_eq!(st.len(), 4);
     }
 
     #[test]

@@ -100,7 +100,7 @@ SHAPES = [
                 {"id": "dp-a", "s3": ["s3://acme-data/marketing/", "s3://acme-raw/marketing/landing/"],
                  "glue_databases": ["marketing"]},
                 {"id": "dp-b", "s3": ["s3://acme-data/sales/", "s3://acme-data/finance/q1/"],
-                 "glue_databases": ["sales", "sales_staging"]},
+                 "glue_databases": ["sales"]},
                 {"id": "dp-c", "s3": ["s3://acme-shared/"]},
             ],
             settings={"session_policy_platform_folders": "syn-file-uploads/{user}"},
@@ -176,7 +176,7 @@ SHAPES = [
     (
         "china-partition",
         platform(
-            planes(2),
+            planes(1),
             aws={"region": "cn-north-1",
                  "session_policy_role_arn": f"arn:aws-cn:iam::{ACCOUNT}:role/PlatformInfraRole"},
         ),
