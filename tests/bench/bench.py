@@ -437,7 +437,7 @@ class Bench:
         largest one the settings allow."""
         n, rate = self.args.burst_launches, self.args.burst_rate
         self.results["burst"] = [
-            self.burst_once("product defaults", n, rate, attempts=4, deadline=10),
+            self.burst_once("product defaults", n, rate, attempts=8, deadline=10),
             self.burst_once("sts_max_attempts 10, sts_deadline_seconds 30", n, rate, attempts=10, deadline=30),
         ]
 
