@@ -38,12 +38,36 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file, self.entity)?;
+        write!(f, "{}: {}", one_line(&self.file), one_line(&self.entity))?;
         if !self.field.is_empty() {
-            write!(f, " field \"{}\"", self.field)?;
+            write!(f, " field \"{}\"", one_line(&self.field))?;
         }
-        write!(f, ": {}; fix: {}", self.problem, self.fix)
+        write!(
+            f,
+            ": {}; fix: {}",
+            one_line(&self.problem),
+            one_line(&self.fix)
+        )
     }
+}
+
+/// `s` with control characters and line separators escaped (`\n`, `\u{2028}`): the
+/// parts quote names from the file (a JSON key may hold `\n`), and the error must stay
+/// one line.
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !s.chars().any(escape) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Settings keys of the `settings` object, with their defaults. The platform's own
@@ -991,6 +1015,16 @@ mod tests {
         for ok in ["stderr", "/var/log/provisioner/decisions.jsonl"] {
             assert!(load_str(&doc(ok), "p.json", &no_env).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn a_key_with_a_line_break_is_reported_on_one_line() {
+        let e = load_str("{\"a\\nb\": 1}", "p.json", &|_: &str| None).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("a\\nb"), "{line}");
+        let e = load_str("{\"\\n\"", "p.json", &|_: &str| None).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
     }
 
     #[test]

@@ -336,9 +336,11 @@ impl Parsed {
                 self.wrap_tokens.push(i);
                 Ok(next)
             }
+            // Escaped: the name comes from argv and may hold a line break, and the
+            // error must stay one line.
             other => Err(UsageError(format!(
                 "unknown wrapper option {}; the wrapper knows --wrap-explain and --wrap-config PATH",
-                String::from_utf8_lossy(other)
+                String::from_utf8_lossy(other).escape_debug()
             ))),
         }
     }
@@ -708,6 +710,13 @@ mod tests {
         assert!(e.0.contains("--wrap-explain"), "{e}");
         let e = Parsed::parse(vec!["--wrap-config".into()]).unwrap_err();
         assert!(e.0.contains("PATH"), "{e}");
+    }
+
+    #[test]
+    fn unknown_wrapper_option_with_a_line_break_is_reported_on_one_line() {
+        let e = Parsed::parse(vec!["--wrap-\nx=1".into()]).unwrap_err();
+        assert!(!e.0.contains('\n'), "{e}");
+        assert!(e.0.contains("--wrap-\\nx"), "{e}");
     }
 
     #[test]

@@ -24,8 +24,6 @@
 //! never writes anything and never logs a value (values may be secrets).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use java_properties::PropertiesIter;
@@ -83,9 +81,13 @@ pub fn read_properties(
     if !meta.is_file() {
         return Err(err("not a regular file".into()));
     }
-    let f = File::open(path).map_err(|e| err(e.to_string()))?;
+    // Decoded here, not by the java-properties reader: its decoder panics on a file
+    // that ends inside a UTF-8 sequence. Malformed bytes become U+FFFD, as in Java's
+    // UTF-8 reader that Spark uses.
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut map = BTreeMap::new();
-    PropertiesIter::new_with_encoding(BufReader::new(f), encoding_rs::UTF_8)
+    PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
         .read_into(|k, v| {
             // java.util.Properties keeps the last of repeated keys.
             map.insert(k, v);
@@ -184,6 +186,7 @@ impl Effective {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::fs::File;
     use std::io::Write;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -240,6 +243,19 @@ mod tests {
         assert_eq!(m["spark.d"], "multiline");
         assert_eq!(m["spark.e"], "caf\u{e9}");
         assert_eq!(m["spark.f"], "A");
+    }
+
+    #[test]
+    fn a_file_ending_inside_a_utf8_sequence_is_read_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.conf");
+        std::fs::write(&path, b"spark.a=1\nspark.b=caf\xc3").unwrap();
+        let m = read_properties(&path, "--properties-file").unwrap();
+        assert_eq!(m["spark.a"], "1");
+        assert_eq!(m["spark.b"], "caf\u{fffd}");
+        std::fs::write(&path, b"\xd3").unwrap();
+        let m = read_properties(&path, "--properties-file").unwrap();
+        assert_eq!(m.get("\u{fffd}").map(String::as_str), Some(""));
     }
 
     #[test]

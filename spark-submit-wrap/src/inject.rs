@@ -57,7 +57,10 @@
 //!   `AWS_EC2_METADATA_DISABLED` and `AWS_CREDENTIAL_EXPIRATION` the scoped value; for
 //!   secret variables and credential sources an empty value — an SDK then finds no
 //!   usable credentials there and fails closed; `assumed.role.*` keys need nothing as
-//!   no provider that reads them is left in place.
+//!   no provider that reads them is left in place. A credential store path from
+//!   `--conf` stays too, and Hadoop asks it for a bucket's keys before the conf, so
+//!   buckets that would get the scoped keys from the file get the environment
+//!   provider on the command line instead.
 //!
 //! Every neutralised key adds one warning (key and source, never a value) to the
 //! decision record.
@@ -386,6 +389,9 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
 
     // 2. Neutralise what the user configured.
     let mut base_cli_env_provider = false;
+    // A credential store named on the command line (Hadoop-wide or S3A-wide) stays in
+    // place, and Hadoop consults it before the conf keys for every bucket too.
+    let mut cli_credential_store = false;
     let mut bucket_keys: BTreeSet<String> = BTreeSet::new();
     let mut bucket_cli_env_provider: BTreeSet<String> = BTreeSet::new();
     for (key, entry) in &eff.entries {
@@ -414,6 +420,7 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
                 }
                 _ => {
                     base_cli_env_provider = true;
+                    cli_credential_store |= *kind == S3aKind::CredentialPath;
                     inj.warnings.push(format!(
                         "spark conf: {key} from --conf bypasses the scoped credentials; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
                     ));
@@ -484,8 +491,13 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
         }
     }
 
-    // 3. Buckets with their own provider or keys use the scoped ones.
+    // 3. Buckets with their own provider or keys use the scoped ones; with a credential
+    // store from the command line still in place (it would answer for the bucket's
+    // keys first), the environment provider instead, as for the default.
     for bucket in &bucket_keys {
+        if cli_credential_store {
+            bucket_cli_env_provider.insert(bucket.clone());
+        }
         let p = format!("{S3A_BUCKET}{bucket}.");
         inj.set
             .insert(format!("{p}aws.credentials.provider"), provider.into());
@@ -812,6 +824,43 @@ mod tests {
             assert!(v != "SECRETVALUE" && v != "TOKENVALUE");
         }
         assert_eq!(inj.warnings.len(), 7);
+    }
+
+    #[test]
+    fn credential_store_on_the_command_line_moves_file_buckets_to_the_env_provider() {
+        // Hadoop asks a credential store for fs.s3a.bucket.B.access.key before the
+        // conf: with the user's store left in place, the scoped keys written for a
+        // bucket of the defaults file would not be the ones used.
+        let eff = Effective::merge(
+            &cli(&[(
+                "spark.hadoop.hadoop.security.credential.provider.path",
+                "jceks://hdfs/user/alice/aws.jceks",
+            )]),
+            None,
+            Some(map(&[(
+                "spark.hadoop.fs.s3a.bucket.legacy.access.key",
+                "AKIADEFAULTS",
+            )])),
+            false,
+        );
+        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
+        assert_eq!(
+            cli["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            ENV_PROVIDER
+        );
+        assert_eq!(
+            cli["spark.hadoop.fs.s3a.bucket.legacy.aws.credentials.provider"],
+            ENV_PROVIDER
+        );
+        // Without the store the bucket keeps the scoped provider and keys.
+        let eff = Effective::merge(&[], None, eff.defaults.clone(), false);
+        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        assert!(inj.cli.is_empty());
+        assert_eq!(
+            inj.merged_file(&eff)["spark.hadoop.fs.s3a.bucket.legacy.access.key"],
+            "ASIAEXAMPLE"
+        );
     }
 
     #[test]

@@ -76,8 +76,10 @@ pub enum Strategy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PropsError {
+    // The key is escaped: it may hold a line break, and the error must stay one line.
     #[error(
-        "cannot encode spark conf key {key} as a properties file ({cause}); remove control characters from it"
+        "cannot encode spark conf key {} as a properties file ({cause}); remove control characters from it",
+        .key.escape_debug()
     )]
     Encode { key: String, cause: String },
     #[error(
@@ -338,6 +340,13 @@ mod tests {
     fn control_characters_are_an_error_not_a_different_value() {
         let e = render(&map(&[("spark.a", "x\u{1}y")])).unwrap_err();
         assert!(e.to_string().contains("spark.a"), "{e}");
+    }
+
+    #[test]
+    fn a_key_with_a_line_break_is_named_on_one_line() {
+        let e = render(&map(&[("spark.a\nb", "x\u{1}y")])).unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains('\n') && s.contains("spark.a\\nb"), "{s}");
     }
 
     #[test]
