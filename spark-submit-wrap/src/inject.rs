@@ -105,23 +105,9 @@ const ENV_PREFIXES: &[&str] = &[
     "spark.kubernetes.executor.secretKeyRef.",
 ];
 
-/// Credential-source variables that never reach a scoped job (SPEC section 6).
-const REMOVED_ENV: &[&str] = &[
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SDK_LOAD_CONFIG",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CREDENTIAL_FILE",
-    "AWS_SECURITY_TOKEN",
-    "AWS_SESSION_EXPIRATION",
-    "AWS_ACCESS_KEY",
-    "AWS_SECRET_KEY",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_SESSION_NAME",
-    "BOTO_CONFIG",
-];
+// Credential-source variables that never reach a scoped job: the same list the
+// launcher removes from a child's environment (SPEC section 6).
+use provisioner::child_env::REMOVED_WHEN_CREDENTIALS as REMOVED_ENV;
 
 /// Credential variables the wrapper itself sets.
 const CREDENTIAL_ENV: &[&str] = &[
