@@ -73,7 +73,8 @@ pub fn read_properties(
 ) -> Result<BTreeMap<String, String>, ConfError> {
     let err = |cause: String| ConfError {
         what,
-        path: path.display().to_string(),
+        // A path may hold a line break; the error stays one line.
+        path: path.display().to_string().escape_debug().to_string(),
         cause,
         fix: "fix the path or the file's syntax",
     };
@@ -188,6 +189,15 @@ mod tests {
     use std::collections::HashMap;
     use std::fs::File;
     use std::io::Write;
+
+    #[test]
+    fn unreadable_path_with_a_line_break_is_one_line() {
+        let e =
+            read_properties(Path::new("/nonexistent/a\nb.conf"), "properties file").unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("a\\nb.conf"), "{text}");
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
