@@ -394,45 +394,46 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
                     ));
                 }
             }
-            (Class::S3aBase(kind), Source::Cli(_)) => match kind {
-                S3aKind::AssumedRole => inj.warnings.push(format!(
-                    "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
-                )),
-                S3aKind::DelegationBinding | S3aKind::ProviderMapping => {
+            // The same for the base keys and a bucket's: these kinds are neutralised on
+            // the command line (an assumed-role key is inert once no assumed-role
+            // provider is left in place).
+            (Class::S3aBase(kind) | Class::S3aBucket(_, kind), Source::Cli(_))
+                if matches!(
+                    kind,
+                    S3aKind::AssumedRole | S3aKind::DelegationBinding | S3aKind::ProviderMapping
+                ) =>
+            {
+                if *kind == S3aKind::AssumedRole {
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
+                    ));
+                } else {
                     inj.cli.push((key.clone(), String::new()));
                     inj.warnings.push(format!(
                         "spark conf: {key} from --conf bypasses the scoped credentials; overridden with an empty value on the command line; remove it"
                     ));
                 }
-                _ => {
-                    base_cli_env_provider = true;
-                    cli_credential_store |= *kind == S3aKind::CredentialPath;
-                    inj.warnings.push(format!(
-                        "spark conf: {key} from --conf bypasses the scoped credentials; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
-                    ));
-                }
-            },
-            (Class::S3aBucket(bucket, kind), Source::Cli(_)) => match kind {
-                S3aKind::AssumedRole => inj.warnings.push(format!(
-                    "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
-                )),
-                S3aKind::DelegationBinding | S3aKind::ProviderMapping => {
-                    inj.cli.push((key.clone(), String::new()));
-                    inj.warnings.push(format!(
-                        "spark conf: {key} from --conf bypasses the scoped credentials; overridden with an empty value on the command line; remove it"
-                    ));
-                }
-                _ => {
-                    bucket_cli_env_provider.insert(bucket.clone());
-                    inj.warnings.push(format!(
-                        "spark conf: {key} from --conf bypasses the scoped credentials for bucket {bucket}; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
-                    ));
-                }
-            },
+            }
+            (Class::S3aBase(kind), Source::Cli(_)) => {
+                base_cli_env_provider = true;
+                cli_credential_store |= *kind == S3aKind::CredentialPath;
+                inj.warnings.push(format!(
+                    "spark conf: {key} from --conf bypasses the scoped credentials; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                ));
+            }
+            (Class::S3aBucket(bucket, _), Source::Cli(_)) => {
+                bucket_cli_env_provider.insert(bucket.clone());
+                inj.warnings.push(format!(
+                    "spark conf: {key} from --conf bypasses the scoped credentials for bucket {bucket}; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                ));
+            }
             (Class::S3aBucket(bucket, kind), _) => {
                 if matches!(
                     kind,
-                    S3aKind::AccessKey | S3aKind::SecretKey | S3aKind::SessionToken | S3aKind::Provider
+                    S3aKind::AccessKey
+                        | S3aKind::SecretKey
+                        | S3aKind::SessionToken
+                        | S3aKind::Provider
                 ) {
                     bucket_keys.insert(bucket.clone());
                 }
@@ -450,7 +451,9 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
             (Class::Env { name, .. }, Source::Cli(_)) => {
                 let value = if inj.set.contains_key(key) {
                     match name.as_str() {
-                        "AWS_ACCESS_KEY_ID" | "AWS_EC2_METADATA_DISABLED" | "AWS_CREDENTIAL_EXPIRATION" => {
+                        "AWS_ACCESS_KEY_ID"
+                        | "AWS_EC2_METADATA_DISABLED"
+                        | "AWS_CREDENTIAL_EXPIRATION" => {
                             inj.set.get(key).cloned().unwrap_or_default()
                         }
                         _ => String::new(),
