@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Decision, Plan, Tier, resolve};
-use provisioner::model::Platform;
-use provisioner::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
-use provisioner::record::DecisionRecord;
-use provisioner::{exit, load};
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Decision, Plan, Tier, resolve};
+use provisioner_core::model::Platform;
+use provisioner_core::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
+use provisioner_core::record::DecisionRecord;
+use provisioner_core::{exit, load};
 
 use crate::args::ExplainArgs;
 
@@ -203,7 +203,7 @@ pub fn report(platform: &Platform, d: &Decision) -> String {
 }
 
 /// Which statements went where, and the headroom of every limit STS and IAM set.
-fn layout_report(out: &mut String, a: &provisioner::decision::AssumeRolePlan) {
+fn layout_report(out: &mut String, a: &provisioner_core::decision::AssumeRolePlan) {
     let Some(inline) = &a.policy else { return };
     let arn_chars: usize = a.policy_arns.iter().map(String::len).sum();
     let plaintext = inline.chars() + arn_chars;

@@ -1,7 +1,7 @@
 //! Policy capacity: how many realistic data planes a user can hold and still get a
 //! scoped session, with the inline policy alone and with managed session policies.
 //!
-//! Run: `cargo run -p provisioner --example capacity [-- --max N] [--glue K] [--dump N]`
+//! Run: `cargo run -p provisioner-core --example capacity [-- --max N] [--glue K] [--dump N]`
 //! (`--dump N` prints the inline-only document for N planes instead of the table).
 //!
 //! Realistic means the platform's defaults (the seven platform folders and Bedrock), a
@@ -11,19 +11,53 @@
 //! K of them with `--glue K`, default 2). Everything is computed by the same decision
 //! code a launch runs (`decision::resolve`); nothing is sent anywhere.
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Tier, resolve};
-use provisioner::load::load_str;
-use provisioner::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Tier, resolve};
+use provisioner_core::load::load_str;
+use provisioner_core::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
 
 /// Forty business domains, as a data platform names its planes.
 pub const DOMAINS: &[&str] = &[
-    "marketing", "finance", "sales", "supply-chain", "customer-care", "risk", "hr",
-    "procurement", "logistics", "pricing", "fraud", "payments", "treasury", "legal",
-    "compliance", "audit", "product", "growth", "crm", "ecommerce", "retail", "wholesale",
-    "inventory", "manufacturing", "quality", "research", "clinical", "security", "it-ops",
-    "facilities", "real-estate", "tax", "investor-relations", "partnerships", "loyalty",
-    "media", "content", "support", "billing", "forecasting",
+    "marketing",
+    "finance",
+    "sales",
+    "supply-chain",
+    "customer-care",
+    "risk",
+    "hr",
+    "procurement",
+    "logistics",
+    "pricing",
+    "fraud",
+    "payments",
+    "treasury",
+    "legal",
+    "compliance",
+    "audit",
+    "product",
+    "growth",
+    "crm",
+    "ecommerce",
+    "retail",
+    "wholesale",
+    "inventory",
+    "manufacturing",
+    "quality",
+    "research",
+    "clinical",
+    "security",
+    "it-ops",
+    "facilities",
+    "real-estate",
+    "tax",
+    "investor-relations",
+    "partnerships",
+    "loyalty",
+    "media",
+    "content",
+    "support",
+    "billing",
+    "forecasting",
 ];
 
 fn platform_json(planes: usize, glue: usize, managed: &str) -> String {
@@ -67,8 +101,12 @@ struct Row {
 }
 
 fn measure(planes: usize, glue: usize, managed: &str) -> Result<Row, String> {
-    let platform = load_str(&platform_json(planes, glue, managed), "capacity", &|_: &str| None)
-        .map_err(|e| e.to_string())?;
+    let platform = load_str(
+        &platform_json(planes, glue, managed),
+        "capacity",
+        &|_: &str| None,
+    )
+    .map_err(|e| e.to_string())?;
     let ctx = LaunchContext {
         flow: Flow::Notebook,
         user: "alice.smith".into(),
@@ -82,7 +120,12 @@ fn measure(planes: usize, glue: usize, managed: &str) -> Result<Row, String> {
             let inline = a.policy.as_ref().map_or(0, |p| p.chars());
             let arn_chars: usize = a.policy_arns.iter().map(String::len).sum();
             let largest = a.managed_policies.iter().map(|m| m.chars()).max();
-            (inline, inline + arn_chars, a.policy_arns.len(), largest.unwrap_or(0))
+            (
+                inline,
+                inline + arn_chars,
+                a.policy_arns.len(),
+                largest.unwrap_or(0),
+            )
         }
         None => {
             // Over the limit: report what the inline policy would have been.
@@ -118,15 +161,21 @@ fn main() {
     };
     let max = flag("--max", DOMAINS.len()).clamp(1, DOMAINS.len());
     let glue = flag("--glue", 2).min(2);
-    if let Some(n) = args.iter().position(|a| a == "--dump").map(|_| flag("--dump", 1)) {
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--dump")
+        .map(|_| flag("--dump", 1))
+    {
         let n = n.clamp(1, DOMAINS.len());
-        let doc = load_str(&platform_json(n, glue, "never"), "capacity", &|_: &str| None)
-            .map(|p| {
-                let user = &p.users["alice.smith"];
-                provisioner::policy::build(
-                    &provisioner::policy::SessionInput::new(&p, user, Vec::new()).inline_only(),
-                )
-            });
+        let doc = load_str(&platform_json(n, glue, "never"), "capacity", &|_: &str| {
+            None
+        })
+        .map(|p| {
+            let user = &p.users["alice.smith"];
+            provisioner_core::policy::build(
+                &provisioner_core::policy::SessionInput::new(&p, user, Vec::new()).inline_only(),
+            )
+        });
         match doc {
             Ok(d) => println!("{}", d.json()),
             Err(e) => eprintln!("capacity: {e}"),
@@ -167,5 +216,7 @@ fn main() {
         );
     }
     println!();
-    println!("inline only: {fit_inline} plane(s) fit; with managed session policies: {fit_managed} of {max}");
+    println!(
+        "inline only: {fit_inline} plane(s) fit; with managed session policies: {fit_managed} of {max}"
+    );
 }
