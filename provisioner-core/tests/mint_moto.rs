@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use provisioner_core::context::Flow;
+use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{RefusalCode, SkipReason, Tier};
 use provisioner_core::exit;
-use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::mint::{StsOptions, obtain_with};
 use provisioner_core::record::DecisionRecord;
 use serde_json::json;
 

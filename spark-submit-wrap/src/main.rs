@@ -272,7 +272,12 @@ fn plan(
     }
 
     let injection = match (&identity.scoped, parsed.insertion_point()) {
-        (Some(s), Some(_)) => Some(inject::plan(&effective, s, deploy)),
+        (Some(s), Some(_)) => Some(inject::plan(
+            &effective,
+            s,
+            identity.region.as_deref(),
+            deploy,
+        )),
         _ => None,
     };
     let (merged, merged_map) = match &injection {

@@ -14,8 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::credentials::Credentials;
 use provisioner_core::load;
-use provisioner_core::mint::{Credentials, StsOptions};
+use provisioner_core::mint::StsOptions;
 use provisioner_core::model::Platform;
 
 pub const ACCOUNT: &str = "123456789012";
