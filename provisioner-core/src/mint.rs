@@ -1,5 +1,5 @@
-//! Obtaining credentials for a decision (SPEC section 5) and the fall-back loop of
-//! SPEC section 3 ("Failure rules").
+//! Obtaining credentials for a decision (ARCHITECTURE.md, "mint") and the fall-back loop
+//! of the failure rules (README.md, "How an identity is chosen").
 //!
 //! [`obtain`] resolves, mints what the decision asks for (STS `AssumeRole`, or the
 //! static keys a service account references), and when minting fails it records a
