@@ -86,6 +86,9 @@ pub struct AwsSettings {
     pub session_policy_role_arn: Option<RoleArn>,
     pub platform_bucket: Option<String>,
     pub sts_endpoint: Option<String>,
+    /// Endpoint override for IAM, used only by the admin commands (`policies sync`,
+    /// `audit --aws`); a launch never calls IAM.
+    pub iam_endpoint: Option<String>,
 }
 
 impl AwsSettings {
