@@ -15,7 +15,7 @@ use provisioner::model::Platform;
 
 /// Attempts per IAM call. IAM throttles writes at a low, unpublished rate; the SDK's
 /// standard retry backs off with jitter between attempts.
-const MAX_ATTEMPTS: u32 = 10;
+const MAX_ATTEMPTS: u32 = 8;
 
 /// The IAM and STS clients of one command run.
 #[derive(Clone)]
@@ -33,7 +33,12 @@ impl Clients {
     pub async fn new(platform: &Platform) -> Clients {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(platform.aws.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(10)),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))

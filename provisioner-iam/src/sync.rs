@@ -99,10 +99,25 @@ pub struct Action {
     /// Prune: the non-default versions deleted before the policy.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deletes_versions: Vec<String>,
-    #[serde(skip)]
+    /// The desired document (create, new version), as JSON: what the change writes.
+    #[serde(
+        rename = "document",
+        serialize_with = "document_value",
+        skip_serializing_if = "no_write"
+    )]
     pub document: Option<String>,
     #[serde(skip)]
     pub path: String,
+}
+
+fn document_value<S: serde::Serializer>(doc: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    let v: Option<Value> = doc.as_deref().and_then(|d| serde_json::from_str(d).ok());
+    v.serialize(s)
+}
+
+/// Unchanged policies need no document in the output: nothing is written.
+fn no_write(doc: &Option<String>) -> bool {
+    doc.is_none()
 }
 
 /// The whole plan.
@@ -255,7 +270,9 @@ pub fn plan(
                     .as_ref()
                     .is_some_and(|doc| document::same_meaning(doc, &desired_doc));
                 if same {
-                    actions.push(action(Change::Unchanged, &e.arn));
+                    let mut a = action(Change::Unchanged, &e.arn);
+                    a.document = None;
+                    actions.push(a);
                 } else {
                     let mut a = action(Change::NewVersion, &e.arn);
                     if e.versions.len() >= MAX_VERSIONS {
@@ -566,8 +583,6 @@ pub async fn apply(clients: &Clients, plan: &SyncPlan) -> Result<Applied, (Appli
     }
 }
 
-const DESCRIPTION: &str = "Session policy managed by provisioner policies sync; passed as a PolicyArns entry of AssumeRole, never attached. Changed only by the sync.";
-
 async fn write_one(
     iam: &aws_sdk_iam::Client,
     endpoint: &str,
@@ -577,11 +592,11 @@ async fn write_one(
     match a.change {
         Change::Create => {
             let call = Call::new("iam:CreatePolicy", a.arn.clone());
-            iam.create_policy()
+            let out = iam
+                .create_policy()
                 .policy_name(&a.name)
                 .path(&a.path)
                 .policy_document(doc)
-                .description(DESCRIPTION)
                 .send()
                 .await
                 .map_err(|e| {
@@ -594,6 +609,16 @@ async fn write_one(
                     }
                     err
                 })?;
+            let created = out.policy().and_then(|p| p.arn()).unwrap_or_default();
+            if !created.is_empty() && created != a.arn {
+                return Err(CallError {
+                    code: None,
+                    line: format!(
+                        "IAM created {created}, but launches pass {}; fix: set aws.account_id (and the partition of aws.region) to the account the policies live in",
+                        a.arn
+                    ),
+                });
+            }
             Ok((Change::Create, 0))
         }
         _ => {

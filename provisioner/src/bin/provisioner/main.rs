@@ -4,8 +4,10 @@
 //! the documented exit codes (see `provisioner::exit`). It never prints a secret.
 
 mod args;
+mod audit;
 mod explain;
 mod kernel;
+mod policies;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,10 @@ fn main() -> ExitCode {
         Command::Explain(a) => explain::run(&a),
         Command::Kernel(a) => kernel::run(a),
         Command::Kernelspec { command } => provisioner::kernelspec::run(command),
+        Command::Policies {
+            command: args::PoliciesCommand::Sync(a),
+        } => policies::run(&a),
+        Command::Audit(a) => audit::run(&a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
