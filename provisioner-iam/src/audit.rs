@@ -21,10 +21,10 @@
 
 use std::collections::BTreeMap;
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Decision, DefaultReason, Plan, Tier, resolve};
-use provisioner::model::{Platform, ServiceAccountIdentity};
-use provisioner::policy::MAX_POLICY_CHARS;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Decision, DefaultReason, Plan, Tier, resolve};
+use provisioner_core::model::{Platform, ServiceAccountIdentity};
+use provisioner_core::policy::MAX_POLICY_CHARS;
 use serde::Serialize;
 use serde_json::{Value, json};
 

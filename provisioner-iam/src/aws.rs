@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
-use provisioner::model::Platform;
+use provisioner_core::model::Platform;
 
 /// Attempts per IAM call. IAM throttles writes at a low, unpublished rate; the SDK's
 /// standard retry backs off with jitter between attempts.

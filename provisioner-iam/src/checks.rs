@@ -11,7 +11,7 @@
 //!
 //! Each problem is one [`Finding`] with the fix. This module never writes to IAM.
 
-use provisioner::model::{Platform, RoleArn, ServiceAccountIdentity};
+use provisioner_core::model::{Platform, RoleArn, ServiceAccountIdentity};
 use serde_json::Value;
 
 use crate::audit::Finding;

@@ -2,8 +2,8 @@
 //! under. A thin seam over the core library's policy module, so that the sync and the
 //! audit read the desired state in one place.
 
-use provisioner::model::Platform;
-use provisioner::policy::{self, PolicyInput};
+use provisioner_core::model::Platform;
+use provisioner_core::policy::{self, PolicyInput};
 use sha2::{Digest, Sha256};
 
 /// One managed session policy the platform needs in IAM.

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use provisioner::{exit, load};
+use provisioner_core::{exit, load};
 use provisioner_iam::aws::Clients;
 use provisioner_iam::desired::{desired_managed_policies, managed_path};
 use provisioner_iam::sync;
@@ -42,7 +42,10 @@ pub fn run(args: &PoliciesSyncArgs) -> i32 {
     runtime.block_on(sync_platform(&platform, args))
 }
 
-async fn sync_platform(platform: &provisioner::model::Platform, args: &PoliciesSyncArgs) -> i32 {
+async fn sync_platform(
+    platform: &provisioner_core::model::Platform,
+    args: &PoliciesSyncArgs,
+) -> i32 {
     let started = Instant::now();
     let desired = desired_managed_policies(platform);
     let path = managed_path(platform);

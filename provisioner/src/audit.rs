@@ -6,7 +6,7 @@
 //! 5 someone would get unrestricted credentials through OVER_LIMIT, 6 (`--aws`) IAM
 //! disagrees with the platform file or could not be checked.
 
-use provisioner::{exit, load};
+use provisioner_core::{exit, load};
 use provisioner_iam::audit::audit;
 use provisioner_iam::aws::Clients;
 use provisioner_iam::checks;
