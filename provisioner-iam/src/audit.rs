@@ -32,8 +32,7 @@ use crate::desired::desired_managed_policies;
 use crate::document::managed_chars;
 use crate::sync::MAX_MANAGED_CHARS;
 
-/// STS's limit on `PolicyArns` per AssumeRole.
-pub const MAX_POLICY_ARNS: usize = 10;
+pub use provisioner_core::policy::managed::MAX_POLICY_ARNS;
 
 /// Exit code of `audit` when someone would get unrestricted credentials through
 /// OVER_LIMIT.
@@ -222,13 +221,17 @@ impl Report {
 
 /// The managed policy ARNs a launch passes.
 pub fn policy_arns(d: &Decision) -> Vec<String> {
-    let _ = d;
-    Vec::new()
+    d.assume_role()
+        .map(|a| a.policy_arns.clone())
+        .unwrap_or_default()
 }
 
 fn row_of(d: &Decision, sizes: &BTreeMap<String, usize>, contexts: usize) -> Row {
     let inline = d.policy().map(|p| p.chars());
     let arns = policy_arns(d);
+    // STS counts the plaintext of the request against 2,048: the inline document and
+    // the ARNs (the stored documents are IAM's; see the core policy module).
+    let plaintext = inline.map(|c| c + arns.iter().map(String::len).sum::<usize>());
     let managed_max = arns.iter().filter_map(|a| sizes.get(a)).copied().max();
     let refused = d.refusal().map(|r| r.code.as_str().to_string());
     Row {
@@ -243,7 +246,7 @@ fn row_of(d: &Decision, sizes: &BTreeMap<String, usize>, contexts: usize) -> Row
         reason: d.reason,
         refused,
         inline_chars: inline,
-        inline_headroom: inline.map(|c| MAX_POLICY_CHARS as i64 - c as i64),
+        inline_headroom: plaintext.map(|c| MAX_POLICY_CHARS as i64 - c as i64),
         managed_policies: arns.len(),
         policy_arns_headroom: MAX_POLICY_ARNS as i64 - arns.len() as i64,
         managed_max_chars: managed_max,

@@ -27,7 +27,7 @@ use crate::document;
 /// IAM keeps at most five versions of a managed policy.
 pub const MAX_VERSIONS: usize = 5;
 /// IAM's limit on a managed policy document, white space not counted.
-pub const MAX_MANAGED_CHARS: usize = 6144;
+pub use provisioner_core::policy::managed::MAX_MANAGED_POLICY_CHARS as MAX_MANAGED_CHARS;
 /// Concurrent IAM reads and writes. IAM's rate limits are unpublished and low for
 /// writes; the SDK backs off on throttling.
 const READ_CONCURRENCY: usize = 8;
@@ -697,6 +697,7 @@ mod tests {
             arn: format!("arn:aws:iam::123456789012:policy/provisioner/{name}"),
             document: doc.into(),
             sha256: "x".into(),
+            holds: format!("data plane {name}"),
         }
     }
 
