@@ -1,4 +1,4 @@
-//! Every row of both resolution tables (SPEC section 3), every skip reason, and the
+//! Every row of both resolution tables (README.md, "How an identity is chosen"), every skip reason, and the
 //! failure rules, checked against the pure decision.
 
 mod common_platform;

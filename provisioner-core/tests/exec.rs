@@ -16,9 +16,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use provisioner_core::child_env::ChildEnv;
 use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{Decision, Plan, StaticKeysPlan, Tier};
 use provisioner_core::exec::{exec, find_program};
-use provisioner_core::mint::Credentials;
 use provisioner_core::model::SecretRef;
 
 const ROLE: &str = "EXEC_TEST_OUT";
