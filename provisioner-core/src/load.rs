@@ -94,6 +94,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("session_policy_managed", "auto"),
 ];
 
+/// Looks a setting up: its value and where it came from (empty: the platform file).
+type SettingLookup<'a> = dyn Fn(&str) -> Result<Option<(String, String)>, ConfigError> + 'a;
+
 /// Keys of the `aws` object. Each can be overridden by its upper-cased name too.
 const AWS_KEYS: &[&str] = &[
     "region",
@@ -705,7 +708,7 @@ impl Validator<'_> {
     /// without a trailing slash.
     fn endpoint(
         &self,
-        get: &dyn Fn(&str) -> Result<Option<(String, String)>, ConfigError>,
+        get: &SettingLookup<'_>,
         key: &str,
         example: &str,
     ) -> Result<Option<String>, ConfigError> {
