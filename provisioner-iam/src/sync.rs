@@ -381,7 +381,9 @@ pub async fn observe(
     with_versions_of_extras: bool,
 ) -> Result<Vec<Existing>, CallError> {
     let endpoint = clients.iam_endpoint.clone();
-    let list_call = Call::new("iam:ListPolicies", path_resource(account, path));
+    // ListPolicies has no resource of its own: IAM authorizes it on `*`.
+    let _ = path_resource(account, path);
+    let list_call = Call::new("iam:ListPolicies", "*");
     let mut existing = Vec::new();
     let mut marker: Option<String> = None;
     loop {
