@@ -94,6 +94,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("session_policy_managed", "auto"),
 ];
 
+/// Looks a setting up: its value and where it came from (empty: the platform file).
+type SettingLookup<'a> = dyn Fn(&str) -> Result<Option<(String, String)>, ConfigError> + 'a;
+
 /// Keys of the `aws` object. Each can be overridden by its upper-cased name too.
 const AWS_KEYS: &[&str] = &[
     "region",
@@ -101,6 +104,7 @@ const AWS_KEYS: &[&str] = &[
     "session_policy_role_arn",
     "platform_bucket",
     "sts_endpoint",
+    "iam_endpoint",
     "managed_policy_path",
 ];
 
@@ -672,24 +676,9 @@ impl Validator<'_> {
             }
             None => None,
         };
-        let sts_endpoint = match get("sts_endpoint")? {
-            Some((u, from)) => {
-                let ok = (u.starts_with("http://") || u.starts_with("https://"))
-                    && u.split("://")
-                        .nth(1)
-                        .is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace));
-                if !ok {
-                    return Err(self.err(
-                        entity(&from),
-                        "sts_endpoint",
-                        format!("\"{u}\" is not an http(s) URL"),
-                        "use a URL such as https://sts.us-east-1.amazonaws.com",
-                    ));
-                }
-                Some(u.trim_end_matches('/').to_string())
-            }
-            None => None,
-        };
+        let sts_endpoint =
+            self.endpoint(&get, "sts_endpoint", "https://sts.us-east-1.amazonaws.com")?;
+        let iam_endpoint = self.endpoint(&get, "iam_endpoint", "https://iam.amazonaws.com")?;
         let managed_policy_path = match get("managed_policy_path")? {
             Some((p, from)) => {
                 check_iam_path(&p).map_err(|e| {
@@ -710,8 +699,40 @@ impl Validator<'_> {
             session_policy_role_arn,
             platform_bucket,
             sts_endpoint,
+            iam_endpoint,
             managed_policy_path,
         })
+    }
+
+    /// An endpoint override (`sts_endpoint`, `iam_endpoint`): an http(s) URL, kept
+    /// without a trailing slash.
+    fn endpoint(
+        &self,
+        get: &SettingLookup<'_>,
+        key: &str,
+        example: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some((u, from)) = get(key)? else {
+            return Ok(None);
+        };
+        let ok = (u.starts_with("http://") || u.starts_with("https://"))
+            && u.split("://")
+                .nth(1)
+                .is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace));
+        if !ok {
+            let entity = if from.is_empty() {
+                "aws".to_string()
+            } else {
+                format!("aws (from {from})")
+            };
+            return Err(self.err(
+                entity,
+                key,
+                format!("\"{u}\" is not an http(s) URL"),
+                format!("use a URL such as {example}"),
+            ));
+        }
+        Ok(Some(u.trim_end_matches('/').to_string()))
     }
 
     fn service_account(&mut self, raw: RawServiceAccount) -> Result<ServiceAccount, ConfigError> {

@@ -110,6 +110,9 @@ pub struct AwsSettings {
     pub session_policy_role_arn: Option<RoleArn>,
     pub platform_bucket: Option<String>,
     pub sts_endpoint: Option<String>,
+    /// Endpoint override for IAM, used only by the admin commands (`policies sync`,
+    /// `audit --aws`); a launch never calls IAM.
+    pub iam_endpoint: Option<String>,
     /// `managed_policy_path`: the IAM path every managed session policy lives under
     /// (`/` or `/a/b/`).
     pub managed_policy_path: String,

@@ -30,6 +30,58 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::kernelspec::KernelspecCommand,
     },
+    /// Managed session policies in IAM.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+    /// Every user's tier, policy sizes and headroom; with --aws, read-only IAM checks.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Create and update the platform's managed session policies in IAM (plan first).
+    Sync(PoliciesSyncArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 done (with --dry-run: planned), 2 usage or configuration error, \
+3 plan refused (a policy to prune is attached, a document over IAM's limit), 4 an IAM call failed."
+)]
+pub struct PoliciesSyncArgs {
+    /// Platform file (else SYN_PLATFORM_CONFIG, else /etc/provisioner/platform.json).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object instead of the readable plan.
+    #[arg(long)]
+    pub json: bool,
+    /// Also delete policies under the managed path that nothing references.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 nothing to fix, 2 usage or configuration error, \
+5 someone would get unrestricted credentials through OVER_LIMIT, \
+6 (--aws) IAM disagrees with the platform file or could not be checked."
+)]
+pub struct AuditArgs {
+    /// Platform file (else SYN_PLATFORM_CONFIG, else /etc/provisioner/platform.json).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object instead of the readable report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check, read-only, the roles, their session durations and trust, the policy
+    /// simulator and the managed policies in IAM.
+    #[arg(long)]
+    pub aws: bool,
 }
 
 /// The context flags shared by every subcommand that resolves.

@@ -4,9 +4,11 @@
 //! the documented exit codes (see `provisioner_core::exit`). It never prints a secret.
 
 mod args;
+mod audit;
 mod explain;
 mod kernel;
 mod kernelspec;
+mod policies;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,10 @@ fn main() -> ExitCode {
         Command::Explain(a) => explain::run(&a),
         Command::Kernel(a) => kernel::run(a),
         Command::Kernelspec { command } => crate::kernelspec::run(command),
+        Command::Policies {
+            command: args::PoliciesCommand::Sync(a),
+        } => policies::run(&a),
+        Command::Audit(a) => audit::run(&a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -124,7 +130,7 @@ mod tests {
         }
         assert_eq!(
             line(&["provisioner"]),
-            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, kernelspec; --help explains every option"
+            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, kernelspec, policies, audit; --help explains every option"
         );
         let l = line(&["provisioner", "kernel"]);
         assert!(

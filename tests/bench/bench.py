@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark harness behind scripts/bench: launch overhead, peak memory, binary
-sizes, a throttled burst of launches, session-policy fit and spark-submit-wrap
-overhead. Every figure of BENCHMARKS.md comes from one run of this file.
+sizes, a throttled burst of launches, session-policy fit, spark-submit-wrap overhead
+and the time `provisioner policies sync` takes against moto's IAM. Every figure of BENCHMARKS.md comes from one run of this file.
 
 Method (see BENCHMARKS.md): every contender of a comparison runs in the same loop, in
 a freshly shuffled order each round, so that machine noise hits all of them alike.
@@ -718,6 +718,48 @@ class Bench:
                                   "overhead_p90_ms": pct(s, 90) - base}
         self.results["spark_wrap"] = out
 
+    # -----------------------------------------------------------------------------------
+    # 6: provisioner policies sync against moto's IAM
+
+    def policy_sync(self):
+        moto = Path(sys.executable).parent / "moto_server"
+        if not moto.is_file():
+            sys.exit(f"bench: the sync part needs moto_server beside {sys.executable} "
+                     "(scripts/test --setup-only makes a virtualenv with it)")
+        port = free_port()
+        self.start_server([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+                          f"http://127.0.0.1:{port}/moto-api/data.json", "moto")
+        endpoint = f"http://127.0.0.1:{port}"
+        n = 100 if self.quick else 500
+        per_user = 5
+        planes = [sync_plane(i) for i in range(n)]
+        users = [{"id": f"analyst{u:03d}", "data_planes": [p["id"] for p in planes[u * per_user:(u + 1) * per_user]]}
+                 for u in range(n // per_user)]
+
+        def config(planes):
+            doc = self.platform(port, self.tmp / "sync.jsonl", users, planes)
+            doc["aws"]["iam_endpoint"] = endpoint
+            return self.write_json("sync-platform.json", doc)
+
+        def run(label, path):
+            started = time.monotonic()
+            r = run_capture([self.prov, "policies", "sync", "--json", "--config", str(path)],
+                            self.child_env({"AWS_REGION": "us-east-1"}), timeout=1800)
+            wall = time.monotonic() - started
+            if r.returncode != 0:
+                sys.exit(f"bench: policies sync ({label}) exited {r.returncode}: {r.stderr[-2000:]}")
+            d = json.loads(r.stdout)
+            return {"run": label, "wall_s": wall, **d["summary"],
+                    "applied": d["applied"], "elapsed_ms": d["elapsed_ms"]}
+
+        rows = [run("cold: every policy created", config(planes)),
+                run("warm: nothing changed", config(planes))]
+        changed = [dict(planes[0], s3=[planes[0]["s3"][0].replace("/curated/", "/curated-v2/"), planes[0]["s3"][1]])]
+        rows.append(run("one plane changed", config(changed + planes[1:])))
+        rows.append(run("warm again", config(changed + planes[1:])))
+        self.results["policy_sync"] = {"planes": n, "users": len(users), "planes_per_user": per_user,
+                                       "rows": rows}
+
 
 def plane(i, suffix=""):
     domain, dataset, source = PLANES[i % len(PLANES)]
@@ -727,6 +769,15 @@ def plane(i, suffix=""):
             "s3": [f"s3://acme-analytics-prod/warehouse/{domain}/{dataset}/",
                    f"s3://acme-raw-landing/{domain}/{source}/"],
             "glue_databases": [f"{domain}_{dataset}"]}
+
+
+def sync_plane(i):
+    """A realistic plane for the sync figures: two S3 locations, two Glue databases."""
+    domain = ("marketing", "finance", "sales", "supply", "risk")[i % 5]
+    return {"id": f"dp-{domain}-{i:04d}",
+            "s3": [f"s3://acme-datalake-prod/{domain}/p{i:04d}/curated/",
+                   f"s3://acme-datalake-prod/{domain}/p{i:04d}/raw/"],
+            "glue_databases": [f"{domain}_p{i:04d}_curated", f"{domain}_p{i:04d}_raw"]}
 
 
 def naive_policy(planes, folders, bedrock, user, workspace):
@@ -922,6 +973,16 @@ def report(res):
             lines.append(f"| {tier} | {ms(r['median'])} | {ms(r['p90'])} | {ms(r['min'])} | {ms(r['overhead_ms'])} |")
         for n in S["notes"]:
             lines.append(f"- note: {n}")
+    if "policy_sync" in res:
+        P = res["policy_sync"]
+        lines.append("")
+        lines.append(f"## 6. provisioner policies sync against moto ({P['planes']} data planes of two S3 "
+                     f"locations and two Glue databases, {P['users']} users of {P['planes_per_user']} planes)")
+        lines.append("")
+        lines.append("| run | wall s | created | new versions | unchanged |")
+        lines.append("|---|---:|---:|---:|---:|")
+        for r in P["rows"]:
+            lines.append(f"| {r['run']} | {r['wall_s']:.1f} | {r['create']} | {r['new_version']} | {r['unchanged']} |")
     return "\n".join(lines)
 
 
@@ -959,10 +1020,11 @@ def main():
     ap.add_argument("--burst-rate", type=float, default=100, help="stand-in STS throttles above this many requests/s")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (platform files, logs)")
     ap.add_argument("--only", action="append",
-                    choices=["launch", "memory", "sizes", "burst", "policy", "spark"], help="run only these parts")
+                    choices=["launch", "memory", "sizes", "burst", "policy", "spark", "sync"],
+                    help="run only these parts")
     args = ap.parse_args()
     bench = Bench(args)
-    parts = args.only or ["launch", "memory", "sizes", "burst", "policy", "spark"]
+    parts = args.only or ["launch", "memory", "sizes", "burst", "policy", "spark", "sync"]
     started = time.time()
     try:
         bench.setup()
@@ -983,6 +1045,9 @@ def main():
         if "policy" in parts:
             print("bench: policy fit ...", flush=True)
             bench.policy_fit()
+        if "sync" in parts:
+            print("bench: policies sync against moto ...", flush=True)
+            bench.policy_sync()
     finally:
         bench.stop()
         if not args.keep:
