@@ -16,4 +16,5 @@
 
 pub mod cache;
 pub mod peer;
+pub mod server;
 pub mod store;

@@ -19,6 +19,7 @@
 //!
 //! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
 
+pub mod access;
 pub mod broker;
 pub mod child_env;
 pub mod context;
