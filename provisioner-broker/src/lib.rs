@@ -1,7 +1,7 @@
 //! `provisioner serve`: the broker.
 //!
 //! The only process that holds base credentials. Launchers connect to its Unix socket,
-//! send the launch context (protocol in `provisioner::broker::protocol`), and get the
+//! send the launch context (protocol in `provisioner_core::broker::protocol`), and get the
 //! decision record with credentials minted for the *socket peer* (`SO_PEERCRED`), or a
 //! refusal. See README.md ("Multi-user deployment") and ARCHITECTURE.md.
 //!

@@ -17,17 +17,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use provisioner::access::{self, Authorized};
-use provisioner::broker::protocol::{
+use provisioner_core::access::{self, Authorized};
+use provisioner_core::broker::protocol::{
     self, Answer, Delivery, MAX_REQUEST_BYTES, Op, ProtocolError, Request, SessionTicket, VERSION,
     WireCredentials, WireError,
 };
-use provisioner::context::LaunchContext;
-use provisioner::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
-use provisioner::mint::{Credentials, StsOptions, obtain_with};
-use provisioner::model::{DecisionLog, Platform};
-use provisioner::record::{CallerRecord, DecisionRecord};
-use provisioner::{exit, load};
+use provisioner_core::context::LaunchContext;
+use provisioner_core::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
+use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::model::{DecisionLog, Platform};
+use provisioner_core::record::{CallerRecord, DecisionRecord};
+use provisioner_core::{exit, load};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -678,7 +678,7 @@ impl Broker {
         &self,
         platform: &Arc<Platform>,
         ctx: &LaunchContext,
-    ) -> provisioner::mint::Minted {
+    ) -> provisioner_core::mint::Minted {
         self.mints.fetch_add(1, Ordering::SeqCst);
         let p = Arc::clone(platform);
         let c = ctx.clone();
@@ -686,7 +686,7 @@ impl Broker {
         let fallback_ctx = ctx.clone();
         match tokio::task::spawn_blocking(move || obtain_with(&p, &c, &env_lookup, &sts)).await {
             Ok(m) => m,
-            Err(e) => provisioner::mint::Minted {
+            Err(e) => provisioner_core::mint::Minted {
                 decision: refused_decision(
                     platform,
                     &fallback_ctx,
@@ -757,7 +757,7 @@ pub fn cache_key_of(d: &Decision) -> Option<String> {
 fn refused_decision(platform: &Platform, ctx: &LaunchContext, why: &str) -> Decision {
     let mut d = resolve(platform, ctx, &[]);
     d.plan = Plan::Refused(Refusal {
-        code: provisioner::decision::RefusalCode::CredentialsUnavailable,
+        code: provisioner_core::decision::RefusalCode::CredentialsUnavailable,
         message: why.into(),
         fix: "retry the launch; the broker's log has the cause".into(),
         exit_code: exit::CREDENTIALS,
