@@ -194,7 +194,7 @@ fn brokered(
         Err(r) => match r.record {
             // A decision that refuses: the usual refusal path writes the record.
             Some(v) => {
-                let mut record = read_record(v)?;
+                let mut record = read_record(*v)?;
                 if record.refused.is_none() {
                     record.refused = Some(Refusal {
                         code: RefusalCode::CredentialsUnavailable,

@@ -35,7 +35,7 @@ pub struct BrokerRefusal {
     pub fix: String,
     pub exit_code: i32,
     /// The decision record, when the broker made a decision.
-    pub record: Option<serde_json::Value>,
+    pub record: Option<Box<serde_json::Value>>,
 }
 
 impl BrokerRefusal {
@@ -210,7 +210,7 @@ fn refusal_of(answer: &Answer) -> Option<BrokerRefusal> {
         fix: e.fix.unwrap_or_else(|| "see the message".into()),
         message: e.message,
         exit_code,
-        record: answer.record.clone(),
+        record: answer.record.clone().map(Box::new),
     })
 }
 
