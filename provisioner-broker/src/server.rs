@@ -23,8 +23,9 @@ use provisioner_core::broker::protocol::{
     WireCredentials, WireError,
 };
 use provisioner_core::context::LaunchContext;
+use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
-use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::mint::{StsOptions, obtain_with};
 use provisioner_core::model::{DecisionLog, Platform};
 use provisioner_core::record::{CallerRecord, DecisionRecord};
 use provisioner_core::{exit, load};

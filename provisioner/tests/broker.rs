@@ -5,6 +5,8 @@
 //! These tests create system users (`synbrk-*`), so they need root; as another user
 //! they skip and say how to run them. They send traffic only to loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -31,12 +33,19 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Root is needed to create users and to run the launcher as them.
+/// Root is needed to create users and to run the launcher as them. Like the server
+/// gate of `test_support`, a full run (`PROVISIONER_E2E=1`, set by scripts/test) fails
+/// instead of skipping.
 macro_rules! require_root {
     () => {
         if !is_root() {
+            assert!(
+                std::env::var(test_support::E2E).as_deref() != Ok("1"),
+                "{}=1 but the broker tests are not running as root; run them as root",
+                test_support::E2E
+            );
             eprintln!(
-                "skipped: this test creates Unix users and runs the launcher as them; run `cargo test -p provisioner --test broker` as root"
+                "note: skipped: this test creates Unix users and runs the launcher as them; run `cargo test -p provisioner --test broker` as root, or scripts/test"
             );
             return;
         }

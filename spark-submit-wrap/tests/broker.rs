@@ -6,6 +6,8 @@
 //! library's framing and messages) and records each request; the real broker is
 //! tested in the `provisioner` package.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
+
 mod common;
 
 use std::ffi::OsString;

@@ -16,9 +16,9 @@ use super::protocol::{
     self, Answer, Delivery, MAX_ANSWER_BYTES, Op, Request, VERSION, WireContext,
 };
 use crate::context::{ContextError, ContextFlags, Flow, LaunchContext};
+use crate::credentials::Credentials;
 use crate::decision::{Decision, Plan, Tier};
 use crate::exit;
-use crate::mint::Credentials;
 
 /// How long a launcher waits for the broker's answer. The broker's own STS deadline
 /// (`sts_deadline_seconds`, default 10 s) fits well inside.
@@ -246,7 +246,7 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
             let expiration = match &c.expiration {
                 None => None,
                 Some(s) => Some(
-                    crate::child_env::parse_rfc3339(s)
+                    crate::credentials::parse_rfc3339(s)
                         .ok_or_else(|| bad("credentials with an unreadable expiration"))?,
                 ),
             };
