@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::LaunchContext;
 use crate::exit;
@@ -24,7 +24,7 @@ use crate::policy::managed::is_per_user_folder;
 use crate::policy::{ManagedPolicy, Placement, SessionInput, SessionPolicy};
 
 /// The identity tiers, in the order of the notebook table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     WorkspaceSa,
@@ -51,7 +51,7 @@ impl fmt::Display for Tier {
 }
 
 /// Why the default tier was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DefaultReason {
     /// Session policy is switched off.
@@ -75,7 +75,7 @@ impl DefaultReason {
 }
 
 /// Why a tier was passed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SkipReason {
     /// Notebook flow without a workspace.
@@ -109,7 +109,7 @@ impl SkipReason {
 }
 
 /// One tier passed over, with a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skip {
     pub tier: Tier,
     pub reason: SkipReason,
@@ -138,7 +138,7 @@ pub enum FailureKind {
 }
 
 /// Why a launch is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefusalCode {
     /// The workspace id is not in the platform file.
@@ -153,6 +153,10 @@ pub enum RefusalCode {
     OverLimit,
     /// Session-policy credentials could not be obtained.
     CredentialsUnavailable,
+    /// The caller may not launch as the user it claims (broker mode).
+    NotPermitted,
+    /// The workspace or runtime template does not list the user.
+    NotEntitled,
     /// STS rejected a managed session policy the launch passes: IAM does not hold it
     /// (yet). Never a reason to widen the session.
     ManagedPolicyUnavailable,
@@ -167,13 +171,15 @@ impl RefusalCode {
             RefusalCode::ServiceAccountFailed => "SERVICE_ACCOUNT_FAILED",
             RefusalCode::OverLimit => "OVER_LIMIT",
             RefusalCode::CredentialsUnavailable => "CREDENTIALS_UNAVAILABLE",
+            RefusalCode::NotPermitted => "NOT_PERMITTED",
+            RefusalCode::NotEntitled => "NOT_ENTITLED",
             RefusalCode::ManagedPolicyUnavailable => "MANAGED_POLICY_UNAVAILABLE",
         }
     }
 }
 
 /// A launch that must not go ahead, with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: RefusalCode,
     pub message: String,
@@ -319,7 +325,9 @@ impl Resolution<'_> {
             RefusalCode::UnknownWorkspace | RefusalCode::UnknownRuntimeTemplate => exit::CONFIG,
             RefusalCode::UnknownUser
             | RefusalCode::ServiceAccountFailed
-            | RefusalCode::OverLimit => exit::REFUSED,
+            | RefusalCode::OverLimit
+            | RefusalCode::NotPermitted
+            | RefusalCode::NotEntitled => exit::REFUSED,
             RefusalCode::CredentialsUnavailable | RefusalCode::ManagedPolicyUnavailable => {
                 exit::CREDENTIALS
             }
@@ -343,6 +351,10 @@ impl Resolution<'_> {
         if !p.users.contains_key(&ctx.user) {
             self.warnings
                 .push(format!("user \"{}\" is not in {}", ctx.user, p.source));
+        }
+        match crate::access::entitlement(p, ctx) {
+            Ok(w) => self.warnings.extend(w),
+            Err((tier, d)) => return Self::refuse(tier, None, d.code, d.message, d.fix),
         }
 
         // Tier 1: workspace service account (notebook flows only).

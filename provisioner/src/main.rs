@@ -33,6 +33,15 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Explain(a) => explain::run(&a),
         Command::Kernel(a) => kernel::run(a),
+        Command::Serve(a) => {
+            provisioner_broker::server::run(provisioner_broker::server::ServeOptions {
+                config: a.config,
+                socket: a.socket,
+                state: a.state,
+                pod_user: a.pod_user,
+                sts: Default::default(),
+            })
+        }
         Command::Kernelspec { command } => crate::kernelspec::run(command),
         Command::Policies {
             command: args::PoliciesCommand::Sync(a),
@@ -130,7 +139,7 @@ mod tests {
         }
         assert_eq!(
             line(&["provisioner"]),
-            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, kernelspec, policies, audit; --help explains every option"
+            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, serve, kernelspec, policies, audit; --help explains every option"
         );
         let l = line(&["provisioner", "kernel"]);
         assert!(
