@@ -14,6 +14,7 @@ from harness.env import sanitize_own_environment
 from harness.moto import MotoServer
 from harness.provisioner import Runner, find_binary
 from harness.rgw import Rgw
+from harness.users import Users, require_root, users_venv
 
 # boto3 clients made by the tests themselves read AWS_* and ~/.aws like any SDK.
 sanitize_own_environment()
@@ -72,3 +73,18 @@ def spark_submit_wrap():
         return Runner(find_binary("spark-submit-wrap", "SPARK_SUBMIT_WRAP_BIN"))
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def unix_users():
+    """Real Unix users for the session (harness/users.py): needs root and the users'
+    virtualenv; skipped with the reason otherwise, and never skipped under scripts/test.
+    Users and their homes are removed at the end."""
+    require_root()
+    users = Users(users_venv())
+    try:
+        yield users
+    finally:
+        problems = users.cleanup()
+        if problems:
+            print("cleanup of test users:", *problems, sep="\n  ")

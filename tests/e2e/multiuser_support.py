@@ -1,0 +1,96 @@
+"""Helpers for tests with several real Unix users and the broker.
+
+`UserWorld` puts what the users run into their shared directory (copies of the built
+binaries, this suite's user-side scripts, kernelspecs), starts kernels as a user through
+user_kernel_driver.py, and runs user_probes.py functions as a user.
+
+Kernelspecs are written by hand in the form `provisioner kernelspec install` writes:
+argv `[provisioner, "kernel", "--broker", SOCKET, "--", python, "-m", "ipykernel_launcher",
+"-f", "{connection_file}"]`. A platform team puts them where every single-user server finds
+them (here: a directory named by JUPYTER_PATH).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class UserWorld:
+    def __init__(self, users, provisioner_bin, wrap_bin=None):
+        self.users = users
+        self.venv = users.venv
+        self.python = self.venv / "bin" / "python"
+        bin_dir = users.share_dir("bin")
+        self.provisioner = users.share_file(provisioner_bin, "bin", "provisioner", mode=0o755)
+        self.wrap = (users.share_file(wrap_bin, "bin", "spark-submit-wrap", mode=0o755)
+                     if wrap_bin else None)
+        self.bin_dir = bin_dir
+        lib = users.share_dir("lib")
+        for name in ("user_probes.py", "user_kernel_driver.py"):
+            users.share_file(HERE / name, "lib", name)
+        self.lib = lib
+        self.jupyter = users.share_dir("jupyter")
+        users.share_dir("jupyter", "kernels")
+
+    def kernelspec(self, name, launcher_args=None, env=None):
+        """Writes JUPYTER/kernels/NAME/kernel.json (root's, 0644). Without
+        `launcher_args` the kernel is the bare ipykernel; with them, `provisioner
+        kernel ARGS -- ipykernel...` (the scoped kernel)."""
+        kernel = [str(self.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        argv = kernel if launcher_args is None else [str(self.provisioner), "kernel",
+                                                     *map(str, launcher_args), "--", *kernel]
+        spec = {"argv": argv, "display_name": f"Python ({name})", "language": "python",
+                "env": dict(env or {}), "metadata": {"provisioner": {"kind": "python"}}}
+        d = self.users.share_dir("jupyter", "kernels", name)
+        if d.joinpath("kernel.json").exists():
+            d.joinpath("kernel.json").unlink()
+        self.users.write_shared(json.dumps(spec, indent=1) + "\n", "jupyter", "kernels", name,
+                                "kernel.json")
+        return argv
+
+    def run_kernel(self, user, kernel_name, cells, env=None, timeout=120):
+        """Starts `kernel_name` as `user` (the kernel manager runs as the user), runs
+        `cells`, shuts it down; returns the driver's answer (dict)."""
+        req = {"kernel_name": kernel_name, "kernel_dirs": [str(self.jupyter / "kernels")],
+               "cells": cells, "timeout": timeout}
+        r = self.users.run_as(user, [self.python, self.lib / "user_kernel_driver.py"],
+                              env=env, input=json.dumps(req), timeout=timeout * (len(cells) + 2))
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        assert lines, (f"the kernel driver printed no answer (exit {r.returncode}):\n"
+                       f"stdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-4000:]}")
+        answer = json.loads(lines[-1])
+        answer["driver_stderr"] = r.stderr
+        return answer
+
+    def probe_cell(self, function, params):
+        """A cell that runs user_probes.FUNCTION(params) and prints its JSON result."""
+        return (f"import json, sys\nsys.path.insert(0, {str(self.lib)!r})\n"
+                f"import user_probes\n"
+                f"print('RESULT ' + json.dumps(user_probes.{function}(json.loads({json.dumps(params)!r}))))\n")
+
+    def run_probe(self, user, function, params, env=None, timeout=180):
+        """Runs user_probes.FUNCTION(params) as a program of `user`; returns its result."""
+        r = self.users.run_as(user, [self.python, self.lib / "user_probes.py", function,
+                                     json.dumps(params)], env=env, timeout=timeout)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        assert r.returncode == 0 and lines, (f"probe {function} failed (exit {r.returncode}):\n"
+                                             f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+        return json.loads(lines[-1])
+
+
+def cell_result(cell):
+    """The JSON a probe cell printed after 'RESULT ' (fails with the cell's output)."""
+    for line in cell["stdout"].splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise AssertionError(f"the cell printed no result: error={cell.get('error')!r}\n"
+                         f"stdout={cell['stdout'][-2000:]}\nstderr={cell['stderr'][-2000:]}\n"
+                         + "\n".join(cell.get("traceback", []))[-3000:])
+
+
+def copy_tree_readable(src, dst):
+    shutil.copytree(src, dst)
+    for p in [Path(dst), *Path(dst).rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
