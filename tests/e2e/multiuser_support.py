@@ -12,6 +12,7 @@ them (here: a directory named by JUPYTER_PATH).
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ class UserWorld:
                      if wrap_bin else None)
         self.bin_dir = bin_dir
         lib = users.share_dir("lib")
-        for name in ("user_probes.py", "user_kernel_driver.py"):
+        for name in ("user_probes.py", "user_kernel_driver.py", "user_spark_job.py"):
             users.share_file(HERE / name, "lib", name)
         self.lib = lib
         self.jupyter = users.share_dir("jupyter")
@@ -94,3 +95,59 @@ def copy_tree_readable(src, dst):
     shutil.copytree(src, dst)
     for p in [Path(dst), *Path(dst).rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+class BrokerWorld:
+    """radosgw, a bucket with one data plane per user, a platform file naming real Unix
+    users, and `provisioner serve` as root holding the launcher's keys.
+
+    Each plane `plane-<role>/` holds `data.csv`. radosgw enforces session policies only
+    for S3 actions, so the planes have no Glue databases and the Bedrock statement and
+    platform folders are off. `ws-<role>` is a workspace with a service account (role
+    `nbrole`, which may do anything in S3) that only `<role>`'s user may use: a user who
+    got in would read every plane.
+
+    `platform` overrides go through harness.platform.merged (e.g. proxy_users)."""
+
+    def __init__(self, rgw, world, workdir, owners, **platform):
+        from harness.broker import Broker
+        from harness.platform import BASE_PLATFORM, merged, write_platform
+
+        self.rgw, self.world = rgw, world
+        self.owners = dict(owners)  # role -> UnixUser
+        self.bucket = f"brk-{uuid.uuid4().hex[:8]}"
+        rgw.create_bucket(self.bucket, {f"plane-{r}/data.csv": f"{r}\n1,2\n" for r in self.owners})
+        self.workdir = Path(workdir)
+        private = self.workdir / "etc"
+        private.mkdir(mode=0o700)
+        doc = merged(BASE_PLATFORM, {
+            "settings": {"session_policy_bedrock": "false", "session_policy_platform_folders": "",
+                         "syntasa_session_policy_duration": "3600", "decision_log": "stderr"},
+            "aws": {"sts_endpoint": rgw.endpoint, "session_policy_role_arn": rgw.role_arn,
+                    "account_id": None, "platform_bucket": None, "region": rgw.region},
+            "service_accounts": [{"id": "sa-nb", "role_arn": rgw.role_arn, "duration_seconds": 3600}],
+            "workspaces": [{"id": "ws-open"}] + [
+                {"id": f"ws-{r}", "service_account": "sa-nb", "users": [u.name]}
+                for r, u in self.owners.items()],
+            "runtime_templates": [{"id": "rt-default"}],
+            "data_planes": [{"id": f"dp-{r}", "s3": [f"s3://{self.bucket}/plane-{r}/"]}
+                            for r in self.owners],
+            "users": [{"id": u.name, "data_planes": [f"dp-{r}"]} for r, u in self.owners.items()],
+        })
+        doc = merged(doc, platform)
+        self.platform_doc = doc
+        self.config = write_platform(private / "platform.json", doc)
+        self.config.chmod(0o600)
+        # A copy a user can read: the platform file holds no secret, and the embedded-mode
+        # attack needs one.
+        self.readable_config = world.users.write_shared(json.dumps(doc), "etc", "platform.json")
+        self.broker = Broker(world.provisioner, self.config, self.workdir,
+                             world.users.shared / "run", rgw.launcher.env())
+
+    def kernel_env(self, extra=None):
+        """What a user's kernel needs besides credentials: radosgw's endpoint and region."""
+        return {"AWS_ENDPOINT_URL": self.rgw.endpoint, "AWS_REGION": self.rgw.region,
+                "AWS_DEFAULT_REGION": self.rgw.region, **(extra or {})}
+
+    def stop(self):
+        return self.broker.stop()

@@ -119,6 +119,15 @@ def scan_proc(needles, canary=None):
     }
 
 
+def planes_of(p):
+    """This process's identity and reach on both planes; with p["secrets"], also the
+    /proc scan for them."""
+    out = {"identity": identity(), "planes": planes(p["bucket"], p["own_prefix"], p["other_prefix"])}
+    if p.get("secrets"):
+        out["proc"] = scan_proc(p["secrets"], p.get("canary"))
+    return out
+
+
 def scan(p):
     """scan_proc for {"needles": [...], "canary": ...}."""
     return scan_proc(p.get("needles", []), p.get("canary"))

@@ -1,0 +1,95 @@
+"""A job runner's service user acting for users through the broker's `proxy_users`
+grant, with spark-submit-wrap and the real spark-submit (PySpark from the users'
+virtualenv), on radosgw.
+
+The runner's Unix user is granted to act for users A and B: each job it submits with
+SYN_USER set gets that user's scoped credentials (A's job reads A's plane and not B's,
+and the reverse). A second service user that has no grant, and the runner acting for a
+user it was not granted, are refused before spark-submit runs. What a grant means is
+stated in the README: code running under the runner's uid can act for everyone the
+runner may act for.
+"""
+
+import json
+
+import pytest
+
+from multiuser_support import BrokerWorld, UserWorld
+
+SPARK_CONF = ["--master", "local[1]", "--conf", "spark.ui.enabled=false",
+              "--conf", "spark.sql.shuffle.partitions=1", "--conf", "spark.driver.memory=512m"]
+
+
+@pytest.fixture(scope="module")
+def world(unix_users, provisioner, spark_submit_wrap):
+    return UserWorld(unix_users, provisioner.path, spark_submit_wrap.path)
+
+
+@pytest.fixture(scope="module")
+def stack(rgw, world, unix_users, tmp_path_factory):
+    a, b, c = unix_users.add("job-a"), unix_users.add("job-b"), unix_users.add("job-c")
+    runner, rogue = unix_users.add("runner"), unix_users.add("rogue")
+    bw = BrokerWorld(rgw, world, tmp_path_factory.mktemp("broker-jobs"), {"a": a, "b": b, "c": c},
+                     proxy_users=[{"user": runner.name, "users": [a.name, b.name]}])
+    try:
+        yield bw, {"a": a, "b": b, "c": c}, runner, rogue
+    finally:
+        bw.stop()
+
+
+def submit(bw, as_user, for_user, own, other, broker_flag=True):
+    world = bw.world
+    params = {"bucket": bw.bucket, "own_prefix": f"plane-{own}/", "other_prefix": f"plane-{other}/"}
+    argv = [world.wrap]
+    env = bw.kernel_env({
+        "SYN_USER": for_user.name, "SYN_RUNTIME_TEMPLATE_ID": "rt-default",
+        "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": str(world.python),
+        "PYSPARK_DRIVER_PYTHON": str(world.python), "SPARK_HOME": None})
+    if broker_flag:
+        argv += ["--wrap-broker", bw.broker.socket]
+    else:
+        env["SYN_BROKER_SOCKET"] = str(bw.broker.socket)
+    argv += [*SPARK_CONF, world.lib / "user_spark_job.py", json.dumps(params)]
+    r = world.users.run_as(as_user, argv, env=env, timeout=240)
+    result = None
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+    return r, result
+
+
+def test_runner_jobs_get_each_users_scope(stack):
+    bw, u, runner, _ = stack
+    seen = {}
+    for own, other, flag in (("a", "b", True), ("b", "a", False)):
+        r, result = submit(bw, runner, u[own], own, other, broker_flag=flag)
+        assert r.returncode == 0 and result, (r.returncode, r.stderr[-4000:], bw.broker.log()[-2000:])
+        seen[own] = result
+    for own in ("a", "b"):
+        s = seen[own]
+        assert s["identity"]["uid"] == runner.uid, s
+        assert s["planes"] == {"read_own": "OK", "list_own": "OK", "read_other": "AccessDenied",
+                               "list_other": "AccessDenied", "write_other": "AccessDenied"}, (own, s)
+        # S3A and the executors get the same scoped keys as the driver.
+        assert s["conf_key_is_driver_key"] and s["executor_key_is_driver_key"], s
+    assert seen["a"]["identity"]["key_id"] != seen["b"]["identity"]["key_id"]
+    records = bw.broker.records()
+    for own in ("a", "b"):
+        # The record names the claimed user and the authenticated peer (the runner).
+        assert any(u[own].name in json.dumps(r) and str(runner.uid) in json.dumps(r)
+                   for r in records), bw.broker.log()[-3000:]
+
+
+@pytest.mark.parametrize("who", ["rogue_for_a", "runner_for_c", "a_for_b"])
+def test_acting_for_a_user_without_a_grant_is_refused(stack, who):
+    bw, u, runner, rogue = stack
+    as_user, for_user, own, other = {
+        "rogue_for_a": (rogue, u["a"], "a", "b"),
+        "runner_for_c": (runner, u["c"], "c", "a"),
+        "a_for_b": (u["a"], u["b"], "b", "a"),
+    }[who]
+    r, result = submit(bw, as_user, for_user, own, other)
+    assert result is None, f"spark-submit ran for {who}: {result}"
+    assert r.returncode == 3, (r.returncode, r.stderr[-3000:])
+    # The refusal says who may not act for whom.
+    assert for_user.name in r.stderr or as_user.name in r.stderr, r.stderr[-3000:]

@@ -1,0 +1,66 @@
+"""The deployment a platform team runs: a real JupyterHub (LocalProcessSpawner, two real
+users with real homes) whose kernelspec launches every kernel through the broker.
+
+The hub and the single-user servers hold no AWS credential; the broker (root) holds the
+base keys. A service token starts each user's server and a kernel through it, and runs a
+cell over the kernel's websocket as JupyterLab does. Each kernel must be its user's (uid),
+hold credentials that reach that user's plane on radosgw and not the other's, and see no
+trace of the base secret; the broker's records must name each user with its uid.
+"""
+
+import json
+
+import pytest
+
+from harness.jupyterhub import Hub
+from harness.users import http_proxy_bin
+from multiuser_support import BrokerWorld, UserWorld, cell_result
+
+
+@pytest.fixture(scope="module")
+def world(unix_users, provisioner):
+    return UserWorld(unix_users, provisioner.path)
+
+
+def test_jupyterhub_kernels_through_the_broker_are_scoped_to_their_user(
+        rgw, world, unix_users, tmp_path):
+    a, b = unix_users.add("hub-a"), unix_users.add("hub-b")
+    bw = BrokerWorld(rgw, world, tmp_path / "broker", {"a": a, "b": b})
+    world.kernelspec("scoped-hub", ["--broker", bw.broker.socket])
+    hub = None
+    try:
+        hub = Hub(tmp_path / "hub", unix_users.venv, http_proxy_bin(), [a.name, b.name],
+                  {"JUPYTER_PATH": str(world.jupyter), **bw.kernel_env(),
+                   "AWS_EC2_METADATA_DISABLED": "true"})
+        secrets_ = [rgw.launcher.secret_access_key, rgw.launcher.access_key_id]
+        seen = {}
+        for role, u, other in (("a", a, "b"), ("b", b, "a")):
+            hub.start_server(u.name)
+            kid = hub.start_kernel(u.name, "scoped-hub")
+            out = hub.run_cell(u.name, kid, world.probe_cell("planes_of", {
+                "bucket": bw.bucket, "own_prefix": f"plane-{role}/",
+                "other_prefix": f"plane-{other}/", "secrets": secrets_,
+                "canary": u.name}))
+            assert not out["error"], (out, bw.broker.log()[-3000:])
+            seen[role] = cell_result(out)
+    finally:
+        if hub is not None:
+            rc = hub.stop()
+            assert rc is not None
+        bw.stop()
+    report = json.dumps(seen, indent=1)
+    for role, u in (("a", a), ("b", b)):
+        s = seen[role]
+        assert s["identity"]["uid"] == u.uid, report
+        assert s["identity"]["has_secret"], report
+        assert s["planes"] == {"read_own": "OK", "list_own": "OK", "read_other": "AccessDenied",
+                               "list_other": "AccessDenied", "write_other": "AccessDenied"}, report
+        # JUPYTERHUB_USER=<name> is in the server's environment: the scan works...
+        assert s["proc"]["canary_seen"], report
+        # ...and finds no base secret anywhere the user's kernel can look.
+        assert s["proc"]["hits"] == [] and not s["proc"]["own_env_hit"], report
+    assert seen["a"]["identity"]["key_id"] != seen["b"]["identity"]["key_id"], report
+    records = bw.broker.records()
+    for u in (a, b):
+        assert any(u.name in json.dumps(r) and str(u.uid) in json.dumps(r) for r in records), (
+            u.name, bw.broker.log()[-3000:])
