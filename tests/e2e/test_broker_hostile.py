@@ -155,3 +155,18 @@ def test_user_b_is_served_and_sees_only_its_own_plane(stack):
     seen = cell_result(answer["cells"][0])
     assert seen["identity"]["uid"] == b.uid
     assert _own_reach_only(seen["planes"]), seen
+
+
+def test_kernel_in_another_users_workspace_is_refused_and_says_why(stack):
+    # The notebook a user opens in a workspace reserved for someone else: the kernel
+    # starts (so Jupyter can show something), runs nothing, and every cell answers with
+    # the refusal naming the workspace.
+    bw, a, _ = stack
+    world = bw.world
+    answer = world.run_kernel(a, "scoped", ["print('never runs')"],
+                              env=bw.kernel_env({"SYN_WORKSPACE_ID": "ws-b"}))
+    assert "start_error" not in answer and "driver_error" not in answer, answer
+    [cell] = answer["cells"]
+    assert "never runs" not in cell["stdout"], cell
+    text = cell["error"] + "\n".join(cell["traceback"]) + cell["stderr"] + cell["stdout"]
+    assert "ws-b" in text, text
