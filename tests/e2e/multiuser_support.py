@@ -142,7 +142,7 @@ class BrokerWorld:
         # attack needs one.
         self.readable_config = world.users.write_shared(json.dumps(doc), "etc", "platform.json")
         self.broker = Broker(world.provisioner, self.config, self.workdir,
-                             world.users.shared / "run", rgw.launcher.env())
+                             world.users.shared / f"run-{self.bucket}", rgw.launcher.env())
 
     def kernel_env(self, extra=None):
         """What a user's kernel needs besides credentials: radosgw's endpoint and region."""

@@ -137,9 +137,11 @@ def test_hostile_kernel_cannot_act_as_another_user(stack):
     assert seen["raw"]["launch_victim_workspace"]["error_code"] != "MALFORMED_REQUEST", report
 
     # The broker is still serving, and its records name the authenticated peer.
-    records = bw.broker.records()
-    mine = [r for r in records if a.name in json.dumps(r) and str(a.uid) in json.dumps(r)]
-    assert mine, bw.broker.log()[-3000:]
+    mine = bw.broker.launches(a.name, a.uid)
+    assert mine and all(r["caller"]["unix_user"] == a.name for r in mine), bw.broker.log()[-3000:]
+    # No launch was ever decided for B on A's behalf.
+    assert not bw.broker.launches(b.name, a.uid) or all(
+        r.get("refused") for r in bw.broker.launches(b.name, a.uid)), bw.broker.log()[-3000:]
     assert bw.rgw.launcher.secret_access_key not in bw.broker.log()
 
 

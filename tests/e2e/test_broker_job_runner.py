@@ -2,7 +2,8 @@
 grant, with spark-submit-wrap and the real spark-submit (PySpark from the users'
 virtualenv), on radosgw.
 
-The runner's Unix user is granted to act for users A and B: each job it submits with
+The runner's Unix user is granted to act for user A (by name) and for the members of a
+Unix group B belongs to: each job it submits with
 SYN_USER set gets that user's scoped credentials (A's job reads A's plane and not B's,
 and the reverse). A second service user that has no grant, and the runner acting for a
 user it was not granted, are refused before spark-submit runs. What a grant means is
@@ -27,10 +28,12 @@ def world(unix_users, provisioner, spark_submit_wrap):
 
 @pytest.fixture(scope="module")
 def stack(rgw, world, unix_users, tmp_path_factory):
-    a, b, c = unix_users.add("job-a"), unix_users.add("job-b"), unix_users.add("job-c")
+    # The runner may act for A by name and for B through B's Unix group; C is neither.
+    team = unix_users.add_group("team")
+    a, b, c = unix_users.add("job-a"), unix_users.add("job-b", groups=[team]), unix_users.add("job-c")
     runner, rogue = unix_users.add("runner"), unix_users.add("rogue")
     bw = BrokerWorld(rgw, world, tmp_path_factory.mktemp("broker-jobs"), {"a": a, "b": b, "c": c},
-                     proxy_users=[{"user": runner.name, "users": [a.name, b.name]}])
+                     proxy_users=[{"unix_user": runner.name, "users": [a.name], "groups": [team]}])
     try:
         yield bw, {"a": a, "b": b, "c": c}, runner, rogue
     finally:
@@ -73,11 +76,12 @@ def test_runner_jobs_get_each_users_scope(stack):
         # S3A and the executors get the same scoped keys as the driver.
         assert s["conf_key_is_driver_key"] and s["executor_key_is_driver_key"], s
     assert seen["a"]["identity"]["key_id"] != seen["b"]["identity"]["key_id"]
-    records = bw.broker.records()
     for own in ("a", "b"):
         # The record names the claimed user and the authenticated peer (the runner).
-        assert any(u[own].name in json.dumps(r) and str(runner.uid) in json.dumps(r)
-                   for r in records), bw.broker.log()[-3000:]
+        records = bw.broker.launches(u[own].name, runner.uid)
+        assert records, bw.broker.log()[-3000:]
+        assert all(r["caller"]["proxied"] and r["caller"]["unix_user"] == runner.name
+                   and r["flow"] == "job" for r in records), records
 
 
 @pytest.mark.parametrize("who", ["rogue_for_a", "runner_for_c", "a_for_b"])

@@ -133,6 +133,12 @@ class Broker:
                 out.append(doc)
         return out
 
+    def launches(self, user, caller_uid):
+        """Decision records of launches for platform user `user` whose authenticated
+        socket peer had uid `caller_uid`."""
+        return [r for r in self.records()
+                if r.get("user") == user and (r.get("caller") or {}).get("uid") == caller_uid]
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
