@@ -9,7 +9,7 @@
 //!   says. Platform file: `--wrap-config PATH`, else `SYN_PLATFORM_CONFIG`, else
 //!   `/etc/provisioner/platform.json`.
 //! * **propagate** (`SYN_PROVISIONED` set, read with
-//!   `provisioner::child_env::Marker`): the wrapper runs inside a provisioned
+//!   `provisioner_core::child_env::Marker`): the wrapper runs inside a provisioned
 //!   process (a kernel). It does not resolve again; it takes `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` from its environment and injects
 //!   those. The platform file is optional here (it only supplies the decision log and
@@ -22,13 +22,13 @@
 
 use std::time::SystemTime;
 
-use provisioner::child_env::{self, MARKER, Marker, parse_rfc3339, rfc3339};
-use provisioner::context::{ContextFlags, Flow, LaunchContext};
-use provisioner::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
-use provisioner::mint::{self, Credentials};
-use provisioner::model::DecisionLog;
-use provisioner::record::DecisionRecord;
-use provisioner::{exit, load};
+use provisioner_core::child_env::{self, MARKER, Marker, parse_rfc3339, rfc3339};
+use provisioner_core::context::{ContextFlags, Flow, LaunchContext};
+use provisioner_core::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
+use provisioner_core::mint::{self, Credentials};
+use provisioner_core::model::DecisionLog;
+use provisioner_core::record::DecisionRecord;
+use provisioner_core::{exit, load};
 
 use crate::inject::Scoped;
 
@@ -103,7 +103,7 @@ const USER_VARS: [&str; 3] = ["SYN_USER", "KERNEL_USERNAME", "JUPYTERHUB_USER"];
 fn load_platform(
     path: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<provisioner::model::Platform, Failed> {
+) -> Result<provisioner_core::model::Platform, Failed> {
     load::load_file(path, env).map_err(|mut e| {
         e.fix = e.fix.replace("--config PATH", "--wrap-config PATH");
         Failed {
@@ -192,7 +192,7 @@ fn scoped_from(c: &Credentials, region: Option<String>) -> Scoped {
         secret_access_key: c.secret_access_key.clone(),
         session_token: c.session_token.clone(),
         // Whole seconds, as in the client-side AWS_CREDENTIAL_EXPIRATION
-        // (provisioner::child_env): driver and executors see the same text.
+        // (provisioner_core::child_env): driver and executors see the same text.
         expiration: c.expiration.and_then(rfc3339),
         region,
     }

@@ -18,7 +18,7 @@
 //! anything) and `AWS_EC2_METADATA_DISABLED=true` (no fall-back to the node's instance
 //! profile). In client and local mode the driver is the `spark-submit` process
 //! itself; it gets the same variables through its process environment
-//! (`provisioner::child_env`), not through conf.
+//! (`provisioner_core::child_env`), not through conf.
 //!
 //! Standalone cluster mode: the driver gets the S3A keys through conf; its process
 //! environment is the submitter's only with the legacy (non-REST) submission client.
@@ -107,7 +107,7 @@ const ENV_PREFIXES: &[&str] = &[
 
 // Credential-source variables that never reach a scoped job: the same list the
 // launcher removes from a child's environment (SPEC section 6).
-use provisioner::child_env::REMOVED_WHEN_CREDENTIALS as REMOVED_ENV;
+use provisioner_core::child_env::REMOVED_WHEN_CREDENTIALS as REMOVED_ENV;
 
 /// Credential variables the wrapper itself sets.
 const CREDENTIAL_ENV: &[&str] = &[

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::load;
-use provisioner::mint::{Credentials, StsOptions};
-use provisioner::model::Platform;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::load;
+use provisioner_core::mint::{Credentials, StsOptions};
+use provisioner_core::model::Platform;
 
 pub const ACCOUNT: &str = "123456789012";
 

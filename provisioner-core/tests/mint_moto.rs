@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use provisioner::context::Flow;
-use provisioner::decision::{RefusalCode, SkipReason, Tier};
-use provisioner::exit;
-use provisioner::mint::{Credentials, StsOptions, obtain_with};
-use provisioner::record::DecisionRecord;
+use provisioner_core::context::Flow;
+use provisioner_core::decision::{RefusalCode, SkipReason, Tier};
+use provisioner_core::exit;
+use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::record::DecisionRecord;
 use serde_json::json;
 
 fn assumed_role_arn(role: &str, session: &str) -> String {

@@ -7,9 +7,9 @@
 mod common;
 
 use common::*;
-use provisioner::context::Flow;
-use provisioner::decision::{DefaultReason, Tier};
-use provisioner::mint::obtain;
+use provisioner_core::context::Flow;
+use provisioner_core::decision::{DefaultReason, Tier};
+use provisioner_core::mint::obtain;
 use serde_json::json;
 
 #[test]

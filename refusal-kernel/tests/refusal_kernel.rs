@@ -13,9 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use provisioner::refusal_kernel::{
-    RefusalKernelError, RefusalNotice, connection_file_from_argv, serve,
-};
+use refusal_kernel::{RefusalKernelError, RefusalNotice, connection_file_from_argv, serve};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use zeromq::{DealerSocket, ReqSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};

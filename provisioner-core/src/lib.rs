@@ -14,8 +14,6 @@
 //! | [`mint`] | obtaining credentials for a decision (STS, static keys) | network, files |
 //! | [`child_env`] | the environment the child program starts with | none |
 //! | [`exec`] | replacing this process with the child | exec |
-//! | [`kernelspec`] | writing kernel.json files that launch through `provisioner` | writes files |
-//! | [`refusal_kernel`] | a minimal Jupyter kernel that answers a refused launch with the reason and the fix | network (the connection file's ports) |
 //!
 //! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
 
@@ -24,13 +22,8 @@ pub mod context;
 pub mod decision;
 pub mod exec;
 pub mod exit;
-pub mod kernelspec;
 pub mod load;
 pub mod mint;
 pub mod model;
 pub mod policy;
 pub mod record;
-pub mod refusal_kernel;
-
-#[cfg(test)]
-mod test_support;
