@@ -23,17 +23,19 @@ class UserWorld:
         self.users = users
         self.venv = users.venv
         self.python = self.venv / "bin" / "python"
-        bin_dir = users.share_dir("bin")
-        self.provisioner = users.share_file(provisioner_bin, "bin", "provisioner", mode=0o755)
-        self.wrap = (users.share_file(wrap_bin, "bin", "spark-submit-wrap", mode=0o755)
+        # One directory per world: a binary another module's broker still runs is never
+        # overwritten (ETXTBSY).
+        tag = uuid.uuid4().hex[:8]
+        self.bin_dir = users.share_dir(f"bin-{tag}")
+        self.provisioner = users.share_file(provisioner_bin, f"bin-{tag}", "provisioner", mode=0o755)
+        self.wrap = (users.share_file(wrap_bin, f"bin-{tag}", "spark-submit-wrap", mode=0o755)
                      if wrap_bin else None)
-        self.bin_dir = bin_dir
-        lib = users.share_dir("lib")
+        self.lib = users.share_dir(f"lib-{tag}")
         for name in ("user_probes.py", "user_kernel_driver.py", "user_spark_job.py"):
-            users.share_file(HERE / name, "lib", name)
-        self.lib = lib
-        self.jupyter = users.share_dir("jupyter")
-        users.share_dir("jupyter", "kernels")
+            users.share_file(HERE / name, f"lib-{tag}", name)
+        self.jupyter = users.share_dir(f"jupyter-{tag}")
+        self.kernels_rel = f"jupyter-{tag}"
+        users.share_dir(f"jupyter-{tag}", "kernels")
 
     def kernelspec(self, name, launcher_args=None, env=None):
         """Writes JUPYTER/kernels/NAME/kernel.json (root's, 0644). Without
@@ -44,11 +46,9 @@ class UserWorld:
                                                      *map(str, launcher_args), "--", *kernel]
         spec = {"argv": argv, "display_name": f"Python ({name})", "language": "python",
                 "env": dict(env or {}), "metadata": {"provisioner": {"kind": "python"}}}
-        d = self.users.share_dir("jupyter", "kernels", name)
-        if d.joinpath("kernel.json").exists():
-            d.joinpath("kernel.json").unlink()
-        self.users.write_shared(json.dumps(spec, indent=1) + "\n", "jupyter", "kernels", name,
-                                "kernel.json")
+        self.users.share_dir(self.kernels_rel, "kernels", name)
+        self.users.write_shared(json.dumps(spec, indent=1) + "\n", self.kernels_rel, "kernels",
+                                name, "kernel.json")
         return argv
 
     def run_kernel(self, user, kernel_name, cells, env=None, timeout=120):
@@ -140,7 +140,7 @@ class BrokerWorld:
         self.config.chmod(0o600)
         # A copy a user can read: the platform file holds no secret, and the embedded-mode
         # attack needs one.
-        self.readable_config = world.users.write_shared(json.dumps(doc), "etc", "platform.json")
+        self.readable_config = world.users.write_shared(json.dumps(doc), f"etc-{self.bucket}", "platform.json")
         self.broker = Broker(world.provisioner, self.config, self.workdir,
                              world.users.shared / f"run-{self.bucket}", rgw.launcher.env())
 
