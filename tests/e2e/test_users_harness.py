@@ -1,6 +1,6 @@
 """The multi-user harness itself: real Unix users with private homes, a virtualenv they
-can run, kernels started by a kernel manager running as the user, and a real JupyterHub
-whose local spawner runs each user's server and kernels as that user.
+can run, and kernels started by a kernel manager running as the user. (The JupyterHub
+harness is checked in test_broker_jupyterhub.py, with a bare kernel beside the scoped one.)
 
 These are the assumptions the broker's attack tests rest on; each is checked by what a
 user process actually sees (its uid, what it can open), not by what the harness meant to
@@ -13,8 +13,6 @@ import stat
 
 import pytest
 
-from harness.jupyterhub import Hub
-from harness.users import http_proxy_bin
 from multiuser_support import UserWorld, cell_result
 
 
@@ -77,33 +75,3 @@ def test_kernel_manager_as_user_starts_kernels_as_that_user(unix_users, world, p
     assert scan["canary_seen"] and scan["environ_read"] > 0, scan
     # ...and the same kind of value in another user's process is not.
     assert scan["hits"] == [], scan
-
-
-def test_jupyterhub_spawns_each_users_server_and_kernels_as_that_user(unix_users, world, pair, tmp_path):
-    a, b = pair
-    world.kernelspec("bare")
-    hub = Hub(tmp_path / "hub", unix_users.venv, http_proxy_bin(), [a.name, b.name],
-              {"JUPYTER_PATH": str(world.jupyter), "AWS_EC2_METADATA_DISABLED": "true"})
-    try:
-        seen = {}
-        for u in (a, b):
-            hub.start_server(u.name)
-            kid = hub.start_kernel(u.name, "bare")
-            out = hub.run_cell(u.name, kid, "import os, json\nprint('RESULT ' + json.dumps("
-                               "[os.getuid(), os.environ['HOME'], os.environ.get('JUPYTERHUB_USER')]))")
-            assert not out["error"], out
-            seen[u.name] = cell_result(out)
-        assert seen == {a.name: [a.uid, str(a.home), a.name], b.name: [b.uid, str(b.home), b.name]}
-    finally:
-        rc = hub.stop()
-    assert rc is not None
-    # SIGTERM stopped the servers the hub spawned: no process of A or B is left.
-    left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) in (a.uid, b.uid)]
-    assert not left, f"processes of the test users outlived the hub: {left}\n{hub.log()[-3000:]}"
-
-
-def _uid_of(pid):
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
