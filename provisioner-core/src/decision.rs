@@ -148,6 +148,10 @@ pub enum RefusalCode {
     OverLimit,
     /// Session-policy credentials could not be obtained.
     CredentialsUnavailable,
+    /// The caller may not launch as the user it claims (broker mode).
+    NotPermitted,
+    /// The workspace or runtime template does not list the user.
+    NotEntitled,
 }
 
 impl RefusalCode {
@@ -159,6 +163,8 @@ impl RefusalCode {
             RefusalCode::ServiceAccountFailed => "SERVICE_ACCOUNT_FAILED",
             RefusalCode::OverLimit => "OVER_LIMIT",
             RefusalCode::CredentialsUnavailable => "CREDENTIALS_UNAVAILABLE",
+            RefusalCode::NotPermitted => "NOT_PERMITTED",
+            RefusalCode::NotEntitled => "NOT_ENTITLED",
         }
     }
 }
@@ -303,7 +309,9 @@ impl Resolution<'_> {
             RefusalCode::UnknownWorkspace | RefusalCode::UnknownRuntimeTemplate => exit::CONFIG,
             RefusalCode::UnknownUser
             | RefusalCode::ServiceAccountFailed
-            | RefusalCode::OverLimit => exit::REFUSED,
+            | RefusalCode::OverLimit
+            | RefusalCode::NotPermitted
+            | RefusalCode::NotEntitled => exit::REFUSED,
             RefusalCode::CredentialsUnavailable => exit::CREDENTIALS,
         };
         (
@@ -325,6 +333,10 @@ impl Resolution<'_> {
         if !p.users.contains_key(&ctx.user) {
             self.warnings
                 .push(format!("user \"{}\" is not in {}", ctx.user, p.source));
+        }
+        match crate::access::entitlement(p, ctx) {
+            Ok(w) => self.warnings.extend(w),
+            Err((tier, d)) => return Self::refuse(tier, None, d.code, d.message, d.fix),
         }
 
         // Tier 1: workspace service account (notebook flows only).

@@ -14,9 +14,13 @@
 //! | [`mint`] | obtaining credentials for a decision (STS, static keys) | network, files |
 //! | [`child_env`] | the environment the child program starts with | none |
 //! | [`exec`] | replacing this process with the child | exec |
+//! | [`access`] | who may launch as whom, and with which workspace or runtime template (pure) | none |
+//! | [`broker`] | the broker protocol and the launchers' client of `provisioner serve` | the broker's socket |
 //!
 //! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
 
+pub mod access;
+pub mod broker;
 pub mod child_env;
 pub mod context;
 pub mod decision;

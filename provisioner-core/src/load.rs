@@ -87,6 +87,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("sts_deadline_seconds", "10"),
     ("sts_max_attempts", "8"),
     ("decision_log", "stderr"),
+    ("broker_min_remaining_seconds", "3600"),
+    ("broker_max_connections_per_uid", "32"),
+    ("broker_max_sessions_per_uid", "256"),
 ];
 
 /// Keys of the `aws` object. Each can be overridden by its upper-cased name too.
@@ -124,6 +127,18 @@ struct RawPlatform {
     data_planes: Vec<RawDataPlane>,
     #[serde(default)]
     users: Vec<RawUser>,
+    #[serde(default)]
+    proxy_users: Vec<RawProxyUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyUser {
+    unix_user: String,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +157,7 @@ struct RawServiceAccount {
 struct RawWorkspace {
     id: String,
     service_account: Option<String>,
+    users: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +178,7 @@ struct RawUser {
     data_planes: Vec<String>,
     #[serde(default)]
     system_admin: bool,
+    unix_user: Option<String>,
 }
 
 /// Finds the platform file: `--config`, else `SYN_PLATFORM_CONFIG`, else the default path.
@@ -357,6 +374,11 @@ impl Validator<'_> {
         }
         let mut workspaces = BTreeMap::new();
         for w in raw.workspaces {
+            let users = self.user_list(
+                &format!("workspace \"{}\"", w.id),
+                "users",
+                w.users.as_deref(),
+            )?;
             let (id, service_account) = self.holder("workspace", w, &service_accounts)?;
             if workspaces.contains_key(&id) {
                 return Err(self.dup("workspace", &id));
@@ -366,11 +388,17 @@ impl Validator<'_> {
                 Workspace {
                     id,
                     service_account,
+                    users,
                 },
             );
         }
         let mut runtime_templates = BTreeMap::new();
         for r in raw.runtime_templates {
+            let users = self.user_list(
+                &format!("runtime_template \"{}\"", r.id),
+                "users",
+                r.users.as_deref(),
+            )?;
             let (id, service_account) = self.holder("runtime_template", r, &service_accounts)?;
             if runtime_templates.contains_key(&id) {
                 return Err(self.dup("runtime_template", &id));
@@ -380,6 +408,7 @@ impl Validator<'_> {
                 RuntimeTemplate {
                     id,
                     service_account,
+                    users,
                 },
             );
         }
@@ -421,14 +450,48 @@ impl Validator<'_> {
             if users.contains_key(&u.id) {
                 return Err(self.dup("user", &u.id));
             }
+            if let Some(login) = &u.unix_user {
+                check_unix_name(login).map_err(|e| {
+                    self.err(&entity, "unix_user", e, "use the user's Unix login name")
+                })?;
+            }
             users.insert(
                 u.id.clone(),
                 User {
                     id: u.id,
                     data_planes: u.data_planes,
                     system_admin: u.system_admin,
+                    unix_user: u.unix_user,
                 },
             );
+        }
+        let proxy_users = self.proxy_users(raw.proxy_users)?;
+        let lists = workspaces
+            .values()
+            .map(|w| (format!("workspace \"{}\"", w.id), w.users.as_ref()))
+            .chain(
+                runtime_templates
+                    .values()
+                    .map(|r| (format!("runtime_template \"{}\"", r.id), r.users.as_ref())),
+            )
+            .chain(
+                proxy_users
+                    .iter()
+                    .map(|p| (format!("proxy_user \"{}\"", p.unix_user), Some(&p.users))),
+            );
+        for (entity, list) in lists {
+            let Some(list) = list else { continue };
+            if let Some(u) = list.ids.iter().find(|u| !users.contains_key(*u)) {
+                return Err(self.err(
+                    &entity,
+                    "users",
+                    format!("unknown user \"{u}\""),
+                    format!(
+                        "use one of {} or add the user to users",
+                        list_ids(users.keys())
+                    ),
+                ));
+            }
         }
 
         self.cross_checks(&settings, &aws, &data_planes)?;
@@ -442,6 +505,7 @@ impl Validator<'_> {
             runtime_templates,
             data_planes,
             users,
+            proxy_users,
             warnings: self.warnings,
         })
     }
@@ -571,6 +635,10 @@ impl Validator<'_> {
             sts_deadline_seconds: number("sts_deadline_seconds", 1..=300)?,
             sts_max_attempts: number("sts_max_attempts", 1..=10)?,
             decision_log,
+            broker_min_remaining_seconds: number("broker_min_remaining_seconds", 0..=43200)?,
+            broker_max_connections_per_uid: number("broker_max_connections_per_uid", 1..=4096)?,
+            broker_max_sessions_per_uid: number("broker_max_sessions_per_uid", 1..=65536)?,
+            brokered: false,
         })
     }
 
@@ -850,6 +918,97 @@ impl Validator<'_> {
         Ok((raw.id, raw.service_account))
     }
 
+    /// A `users` list: user ids (checked like ids) or `"*"` alone.
+    fn user_list(
+        &self,
+        entity: &str,
+        field: &str,
+        raw: Option<&[String]>,
+    ) -> Result<Option<UserList>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let mut list = UserList {
+            everyone: false,
+            ids: Vec::new(),
+        };
+        for u in raw {
+            if u == "*" {
+                list.everyone = true;
+            } else {
+                check_id(u).map_err(|e| {
+                    self.err(
+                        entity,
+                        field,
+                        format!("\"{u}\": {e}"),
+                        "list user ids, or \"*\" for everyone",
+                    )
+                })?;
+                list.ids.push(u.clone());
+            }
+        }
+        if list.everyone && !list.ids.is_empty() {
+            return Err(self.err(
+                entity,
+                field,
+                "\"*\" is listed beside user ids".to_string(),
+                "use \"*\" alone for everyone, or list the ids",
+            ));
+        }
+        Ok(Some(list))
+    }
+
+    fn proxy_users(&self, raw: Vec<RawProxyUser>) -> Result<Vec<ProxyUser>, ConfigError> {
+        let mut out: Vec<ProxyUser> = Vec::new();
+        for p in raw {
+            let entity = format!("proxy_user \"{}\"", p.unix_user);
+            check_unix_name(&p.unix_user).map_err(|e| {
+                self.err(&entity, "unix_user", e, "use the service's Unix login name")
+            })?;
+            if out.iter().any(|o| o.unix_user == p.unix_user) {
+                return Err(self.dup("proxy_user", &p.unix_user));
+            }
+            let users = self
+                .user_list(&entity, "users", Some(&p.users))?
+                .unwrap_or(UserList {
+                    everyone: false,
+                    ids: Vec::new(),
+                });
+            let mut groups = UserList {
+                everyone: false,
+                ids: Vec::new(),
+            };
+            for g in &p.groups {
+                if g == "*" {
+                    groups.everyone = true;
+                } else {
+                    check_unix_name(g).map_err(|e| {
+                        self.err(
+                            &entity,
+                            "groups",
+                            format!("\"{g}\": {e}"),
+                            "list Unix group names, or \"*\"",
+                        )
+                    })?;
+                    groups.ids.push(g.clone());
+                }
+            }
+            if users.ids.is_empty() && !users.everyone && groups.ids.is_empty() && !groups.everyone
+            {
+                return Err(self.err(
+                    &entity,
+                    "users",
+                    "neither users nor groups are listed".to_string(),
+                    "list the users or Unix groups it may act for, or remove the entry",
+                ));
+            }
+            out.push(ProxyUser {
+                unix_user: p.unix_user,
+                users,
+                groups,
+            });
+        }
+        Ok(out)
+    }
+
     fn data_plane(&self, raw: RawDataPlane) -> Result<DataPlane, ConfigError> {
         let entity = format!("data_plane \"{}\"", raw.id);
         check_id(&raw.id)
@@ -942,6 +1101,24 @@ fn check_folder(f: &str) -> Result<(), String> {
         return Err(format!("folder \"{f}\" contains an empty path segment"));
     }
     Ok(())
+}
+
+/// Unix login and group names: portable characters only, so that a name in the file
+/// cannot mean something else to the user database.
+fn check_unix_name(n: &str) -> Result<(), String> {
+    let ok = !n.is_empty()
+        && n.len() <= 32
+        && !n.starts_with('-')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{}\" is not a Unix name (1-32 of a-z, A-Z, 0-9, _ - ., not starting with -)",
+            n.escape_default()
+        ))
+    }
 }
 
 fn is_env_name(n: &str) -> bool {

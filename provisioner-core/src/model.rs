@@ -22,6 +22,9 @@ pub struct Platform {
     pub runtime_templates: BTreeMap<String, RuntimeTemplate>,
     pub data_planes: BTreeMap<String, DataPlane>,
     pub users: BTreeMap<String, User>,
+    /// Unix service users that may launch for others in broker mode (Hadoop's
+    /// proxy-user pattern); see [`crate::access`].
+    pub proxy_users: Vec<ProxyUser>,
     /// Things that loaded but deserve attention (e.g. a service account with both a role
     /// and keys). They are copied into every decision record.
     pub warnings: Vec<String>,
@@ -69,6 +72,17 @@ pub struct Settings {
     pub sts_max_attempts: u32,
     /// `decision_log`: where decision records go.
     pub decision_log: DecisionLog,
+    /// `broker_min_remaining_seconds`: the broker hands out cached credentials only
+    /// while at least this much of their lifetime is left.
+    pub broker_min_remaining_seconds: u32,
+    /// `broker_max_connections_per_uid`: concurrent connections one uid may hold open.
+    pub broker_max_connections_per_uid: u32,
+    /// `broker_max_sessions_per_uid`: live sessions (launched processes) per uid.
+    pub broker_max_sessions_per_uid: u32,
+    /// Set by `provisioner serve`, never read from a file: the launch's user was
+    /// authenticated by the broker, and entitlement is strict (a workspace or runtime
+    /// template holding a service account must list its users).
+    pub brokered: bool,
 }
 
 /// Where decision records are written.
@@ -256,12 +270,39 @@ impl fmt::Display for SecretRef {
 pub struct Workspace {
     pub id: String,
     pub service_account: Option<String>,
+    /// Who may launch with it; `None` when the file has no list.
+    pub users: Option<UserList>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeTemplate {
     pub id: String,
     pub service_account: Option<String>,
+    /// Who may launch with it; `None` when the file has no list.
+    pub users: Option<UserList>,
+}
+
+/// A `users` list of the platform file: user ids, or `"*"` for everyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserList {
+    pub everyone: bool,
+    pub ids: Vec<String>,
+}
+
+impl UserList {
+    pub fn admits(&self, user: &str) -> bool {
+        self.everyone || self.ids.iter().any(|u| u == user)
+    }
+}
+
+/// One `proxy_users` entry: the Unix user `unix_user` may launch for the platform
+/// users in `users` and for members of the Unix groups in `groups` (`"*"` in either
+/// means everyone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyUser {
+    pub unix_user: String,
+    pub users: UserList,
+    pub groups: UserList,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +317,8 @@ pub struct User {
     pub id: String,
     pub data_planes: Vec<String>,
     pub system_admin: bool,
+    /// The Unix login of this user when it differs from the id (broker mode).
+    pub unix_user: Option<String>,
 }
 
 /// An S3 location `s3://bucket/prefix/`. The prefix is empty (whole bucket) or ends in `/`.

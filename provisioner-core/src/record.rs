@@ -39,6 +39,26 @@ pub struct DecisionRecord {
     pub expiration: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
+    /// Brokered launches: who the broker authenticated on its socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<CallerRecord>,
+}
+
+/// The socket peer of a brokered launch, as the kernel reported it, beside the user
+/// it claimed. Present only in broker mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerRecord {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+    /// The peer's Unix login.
+    pub unix_user: Option<String>,
+    /// The platform user the login stands for.
+    pub authenticated_user: String,
+    /// The user the request named (null: the caller itself).
+    pub claimed_user: Option<String>,
+    /// True when the caller acted for another user through `proxy_users`.
+    pub proxied: bool,
 }
 
 impl DecisionRecord {
@@ -74,6 +94,7 @@ impl DecisionRecord {
             refused: d.refusal().cloned(),
             expiration: None,
             elapsed_ms: None,
+            caller: None,
         }
     }
 

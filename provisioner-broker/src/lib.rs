@@ -1,0 +1,20 @@
+//! `provisioner serve`: the broker.
+//!
+//! The only process that holds base credentials. Launchers connect to its Unix socket,
+//! send the launch context (protocol in `provisioner_core::broker::protocol`), and get the
+//! decision record with credentials minted for the *socket peer* (`SO_PEERCRED`), or a
+//! refusal. See README.md ("Multi-user deployment") and ARCHITECTURE.md.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`peer`] | the socket peer (uid, gid, pid), login names, groups, process identity |
+//! | [`cache`] | credentials shared per identical decision, one STS call per burst |
+//! | [`store`] | the sessions served, in SQLite (token hashes, never secrets) |
+//!
+//! The broker never hands anyone its own base credentials: the default tier and
+//! ADMIN_BYPASS deliver nothing.
+
+pub mod cache;
+pub mod peer;
+pub mod server;
+pub mod store;

@@ -1,0 +1,885 @@
+//! The service: the socket, the accept loop, one request per connection, signals.
+//!
+//! Every connection is its own task with a read deadline and a size limit, so a slow,
+//! oversized, malformed or half-closed request costs its sender one connection slot
+//! (of a per-uid budget) and nobody else anything. Decisions are pure functions of
+//! the platform snapshot taken when the request arrives; SIGHUP swaps the snapshot.
+//!
+//! This module must never answer with the broker's own base credentials (the default
+//! tier delivers nothing), never log or store a secret, and never trust the `user` a
+//! request claims over the socket peer.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use provisioner_core::access::{self, Authorized};
+use provisioner_core::broker::protocol::{
+    self, Answer, Delivery, MAX_REQUEST_BYTES, Op, ProtocolError, Request, SessionTicket, VERSION,
+    WireCredentials, WireError,
+};
+use provisioner_core::context::LaunchContext;
+use provisioner_core::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
+use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::model::{DecisionLog, Platform};
+use provisioner_core::record::{CallerRecord, DecisionRecord};
+use provisioner_core::{exit, load};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cache::{Coalescer, Source};
+use crate::peer::{self, PeerCred};
+use crate::store::{Session, Store, now_secs};
+
+/// How long a client has to send its whole request.
+pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// How long writing an answer may take.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// How often exited sessions are ended and stale cache entries dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How long SIGTERM waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What `provisioner serve` was told.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub state: Option<PathBuf>,
+    /// STS knobs without a setting; base credentials from the standard AWS chain.
+    pub sts: StsOptions,
+}
+
+/// Credentials minted for one decision, shared by every identical decision.
+struct Minted {
+    decision: Decision,
+    credentials: Option<Credentials>,
+    /// The context that minted them: re-resolved after a reload to see whether the
+    /// decision changed.
+    exemplar: LaunchContext,
+    /// Warnings the minting added (e.g. a shortened duration).
+    notes: Vec<String>,
+    /// The decided tier was minted as decided (no fall-back, credentials present).
+    clean: bool,
+}
+
+pub struct Broker {
+    platform: RwLock<Arc<Platform>>,
+    config: PathBuf,
+    store: Store,
+    cache: Coalescer<Minted>,
+    connections: Mutex<HashMap<u32, u32>>,
+    sts: StsOptions,
+    in_flight: AtomicUsize,
+    /// AssumeRole and static-key mints performed (for the log and the tests).
+    pub mints: AtomicUsize,
+}
+
+/// Starts the service and runs it until SIGTERM or SIGINT. Returns the exit code.
+pub fn run(opts: ServeOptions) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+    match start(opts) {
+        Ok(code) => code,
+        Err((code, line)) => {
+            eprintln!("provisioner serve: {line}");
+            code
+        }
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load_platform(path: &Path) -> Result<Platform, String> {
+    let mut p = load::load_file(path, &env_lookup).map_err(|e| e.to_string())?;
+    p.settings.brokered = true;
+    Ok(p)
+}
+
+fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
+    let platform = load_platform(&opts.config).map_err(|e| (exit::CONFIG, e))?;
+    check_socket_dir(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
+    let store = Store::open(opts.state.as_deref()).map_err(|e| (exit::CONFIG, e.0))?;
+    let std_listener = bind(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| (exit::CONFIG, format!("cannot start the runtime: {e}")))?;
+    let broker = Arc::new(Broker {
+        platform: RwLock::new(Arc::new(platform)),
+        config: opts.config.clone(),
+        store,
+        cache: Coalescer::default(),
+        connections: Mutex::new(HashMap::new()),
+        sts: opts.sts.clone(),
+        in_flight: AtomicUsize::new(0),
+        mints: AtomicUsize::new(0),
+    });
+    let code = runtime.block_on(serve(Arc::clone(&broker), std_listener, &opts));
+    let _ = std::fs::remove_file(&opts.socket);
+    tracing::info!("stopped; socket {} removed", opts.socket.display());
+    Ok(code)
+}
+
+/// The socket's directory must be writable by its owner only, and that owner must be
+/// the broker: anyone else who can write there could replace the socket.
+pub fn check_socket_dir(socket: &Path) -> Result<(), String> {
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let md = std::fs::metadata(&dir).map_err(|e| {
+        format!(
+            "socket directory {}: {e}; create it (mode 0755, owned by the service user)",
+            dir.display()
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !md.is_dir() {
+        return Err(format!(
+            "{} is not a directory; put the socket in a directory",
+            dir.display()
+        ));
+    }
+    if md.uid() != me {
+        return Err(format!(
+            "socket directory {} belongs to uid {}, not to the broker's uid {me}; use a directory the service user owns (e.g. /run/provisioner)",
+            dir.display(),
+            md.uid()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(format!(
+            "socket directory {} is writable by group or others (mode {:o}); chmod go-w it or use a directory only the service user can write",
+            dir.display(),
+            md.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn bind(socket: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    if let Ok(md) = std::fs::symlink_metadata(socket) {
+        if !md.file_type().is_socket() {
+            return Err(format!(
+                "{} exists and is not a socket; remove it or pick another --socket",
+                socket.display()
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Err(format!(
+                "another broker is serving on {}; stop it or pick another --socket",
+                socket.display()
+            ));
+        }
+        // Left by a broker that was killed: nobody listens.
+        std::fs::remove_file(socket)
+            .map_err(|e| format!("cannot remove the stale socket {}: {e}", socket.display()))?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(socket)
+        .map_err(|e| format!("cannot listen on {}: {e}; check --socket", socket.display()))?;
+    // Any local user may connect; who they are comes from SO_PEERCRED.
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("cannot chmod {}: {e}", socket.display()))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    Ok(l)
+}
+
+async fn serve(
+    broker: Arc<Broker>,
+    l: std::os::unix::net::UnixListener,
+    opts: &ServeOptions,
+) -> i32 {
+    let listener = match UnixListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let (mut hup, mut term, mut int) = match (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(h), Ok(t), Ok(i)) => (h, t, i),
+        _ => {
+            tracing::error!("cannot install signal handlers");
+            return exit::CONFIG;
+        }
+    };
+    let b = Arc::clone(&broker);
+    let live = tokio::task::spawn_blocking(move || {
+        let ended = b.store.end_exited(None).unwrap_or(0);
+        (b.store.live().map(|l| l.len()).unwrap_or(0), ended)
+    })
+    .await
+    .unwrap_or((0, 0));
+    tracing::info!(
+        "serving on {} (platform file {}, state {}); {} live sessions known, {} ended while stopped",
+        opts.socket.display(),
+        opts.config.display(),
+        opts.state
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "in memory only: sessions do not survive a restart".into()),
+        live.0,
+        live.1
+    );
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let b = Arc::clone(&broker);
+                    tokio::spawn(async move { b.connection(stream).await });
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: pause instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = hup.recv() => broker.reload(),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = sweep.tick() => {
+                let b = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || b.sweep()).await;
+            }
+        }
+    }
+    tracing::info!("SIGTERM: no new connections; finishing requests in flight");
+    let start = Instant::now();
+    while broker.in_flight.load(Ordering::SeqCst) > 0 && start.elapsed() < DRAIN {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    exit::OK
+}
+
+/// Decrements a uid's connection count when a connection ends.
+struct ConnectionSlot<'a> {
+    broker: &'a Broker,
+    uid: u32,
+}
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        let mut c = self
+            .broker
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&self.uid);
+            }
+        }
+        self.broker.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One line for the log, built while answering.
+#[derive(Default)]
+struct LogLine {
+    outcome: &'static str,
+    code: Option<String>,
+    login: Option<String>,
+    authenticated: Option<String>,
+    claimed: Option<String>,
+    user: Option<String>,
+    tier: Option<&'static str>,
+    source: Option<&'static str>,
+    session: Option<String>,
+    record: Option<String>,
+}
+
+impl Broker {
+    fn platform(&self) -> Arc<Platform> {
+        Arc::clone(&self.platform.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn reload(&self) {
+        match load_platform(&self.config) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                let dropped = self.cache.retain(|key, m| {
+                    cache_key_of(&resolve(&p, &m.exemplar, &[])).as_deref() == Some(key)
+                });
+                *self.platform.write().unwrap_or_else(|e| e.into_inner()) = p;
+                tracing::info!(
+                    "SIGHUP: reloaded {}; {dropped} cached credentials dropped because their decision changed",
+                    self.config.display()
+                );
+            }
+            Err(e) => tracing::warn!("SIGHUP: {e}; keeping the platform file loaded before"),
+        }
+    }
+
+    fn sweep(&self) {
+        let min = u64::from(self.platform().settings.broker_min_remaining_seconds);
+        self.cache.retain(|_, m| fresh(m, min));
+        if let Err(e) = self.store.end_exited(None) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    async fn connection(self: Arc<Self>, mut stream: UnixStream) {
+        let started = Instant::now();
+        let cred = match peer::peer_cred(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("connection without peer credentials ({e}); closed");
+                return;
+            }
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let over = {
+            let mut c = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            let n = c.entry(cred.uid).or_insert(0);
+            *n += 1;
+            *n > self.platform().settings.broker_max_connections_per_uid
+        };
+        let _slot = ConnectionSlot {
+            broker: &self,
+            uid: cred.uid,
+        };
+        let (answer, mut line) = if over {
+            (
+                Answer::error(
+                    "TOO_MANY_CONNECTIONS",
+                    format!(
+                        "uid {} has more than {} connections open; fix: wait for launches in flight, or raise broker_max_connections_per_uid",
+                        cred.uid,
+                        self.platform().settings.broker_max_connections_per_uid
+                    ),
+                    None,
+                    exit::CREDENTIALS,
+                ),
+                LogLine::default(),
+            )
+        } else {
+            match tokio::time::timeout(READ_DEADLINE, read_request(&mut stream)).await {
+                Err(_) => (
+                    Answer::error(
+                        "REQUEST_TIMEOUT",
+                        format!(
+                            "no complete request within {} s; fix: send the whole request at once",
+                            READ_DEADLINE.as_secs()
+                        ),
+                        None,
+                        exit::CREDENTIALS,
+                    ),
+                    LogLine::default(),
+                ),
+                Ok(Err(e)) => (protocol_error(&e), LogLine::default()),
+                Ok(Ok(req)) => self.answer(cred, req, started).await,
+            }
+        };
+        if line.outcome.is_empty() {
+            line.outcome = "error";
+            line.code = answer.error.as_ref().map(|e| e.code.clone());
+        }
+        let body = protocol::encode(&answer);
+        let wrote = tokio::time::timeout(WRITE_DEADLINE, async {
+            let mut buf = Vec::with_capacity(body.len() + 4);
+            buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&body);
+            stream.write_all(&buf).await?;
+            stream.flush().await
+        })
+        .await;
+        let delivered = matches!(wrote, Ok(Ok(())));
+        log_decision(cred, &line, started, delivered);
+    }
+
+    async fn answer(&self, cred: PeerCred, req: Request, started: Instant) -> (Answer, LogLine) {
+        let platform = self.platform();
+        let mut line = LogLine {
+            claimed: req.context.user.clone(),
+            ..LogLine::default()
+        };
+        // User-database lookups may block on NSS.
+        let p = Arc::clone(&platform);
+        let claimed = req.context.user.clone();
+        let looked_up = tokio::task::spawn_blocking(move || {
+            let login = peer::login_name(cred.uid);
+            let groups = match (&claimed, &login) {
+                (Some(c), Some(l)) if access::platform_user_of(&p, l) != *c => {
+                    peer::groups_of(&access::unix_user_of(&p, c))
+                }
+                _ => Vec::new(),
+            };
+            (login, groups)
+        })
+        .await;
+        let (login, groups) = looked_up.unwrap_or((None, Vec::new()));
+        line.login = login.clone();
+        let auth = match access::authorize(
+            &platform,
+            login.as_deref(),
+            cred.uid,
+            req.context.user.as_deref(),
+            &groups,
+        ) {
+            Ok(a) => a,
+            Err(d) => {
+                line.outcome = "refused";
+                line.code = Some(d.code.as_str().into());
+                let msg = format!("{}; fix: {}", d.message, d.fix);
+                return (
+                    Answer::error(d.code.as_str(), msg, Some(d.fix), exit::REFUSED),
+                    line,
+                );
+            }
+        };
+        line.authenticated = Some(auth.authenticated_user.clone());
+        line.user = Some(auth.user.clone());
+        let ctx = LaunchContext {
+            flow: req.context.flow,
+            user: auth.user.clone(),
+            workspace: req.context.workspace.clone().filter(|w| !w.is_empty()),
+            runtime_template: req
+                .context
+                .runtime_template
+                .clone()
+                .filter(|r| !r.is_empty()),
+            job_id: req.context.job_id.clone().filter(|j| !j.is_empty()),
+        };
+        if let Err(e) = ctx.validate() {
+            line.outcome = "refused";
+            return (
+                Answer::error(
+                    "INVALID_LAUNCH_CONTEXT",
+                    format!("{e}"),
+                    Some("fix the value the platform passes".into()),
+                    exit::CONFIG,
+                ),
+                line,
+            );
+        }
+        let caller = CallerRecord {
+            uid: cred.uid,
+            gid: cred.gid,
+            pid: cred.pid,
+            unix_user: login,
+            authenticated_user: auth.authenticated_user.clone(),
+            claimed_user: auth.claimed_user.clone(),
+            proxied: auth.proxied,
+        };
+        match req.op {
+            Op::Explain => {
+                let d = resolve(&platform, &ctx, &[]);
+                let mut v = DecisionRecord::explain_value(&d);
+                if let (Some(o), Ok(c)) = (v.as_object_mut(), serde_json::to_value(&caller)) {
+                    o.insert("caller".into(), c);
+                }
+                line.outcome = "explained";
+                line.tier = Some(d.tier.as_str());
+                line.record = Some(v.to_string());
+                (ok_answer(Some(v), None, None, None), line)
+            }
+            Op::Launch => {
+                self.launch(&platform, cred, ctx, caller, &auth, started, line)
+                    .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        &self,
+        platform: &Arc<Platform>,
+        cred: PeerCred,
+        ctx: LaunchContext,
+        caller: CallerRecord,
+        auth: &Authorized,
+        started: Instant,
+        mut line: LogLine,
+    ) -> (Answer, LogLine) {
+        let max_sessions = platform.settings.broker_max_sessions_per_uid as usize;
+        let live = {
+            let uid = cred.uid;
+            // The store is behind a std mutex; counting may read /proc for each session.
+            tokio::task::block_in_place(|| self.store.live_count(uid))
+        };
+        match live {
+            Ok(n) if n >= max_sessions => {
+                line.outcome = "refused";
+                return (
+                    Answer::error(
+                        "TOO_MANY_SESSIONS",
+                        format!(
+                            "uid {} has {n} live sessions, the limit is {max_sessions}; fix: stop kernels or jobs no longer needed, or raise broker_max_sessions_per_uid",
+                            cred.uid
+                        ),
+                        None,
+                        exit::REFUSED,
+                    ),
+                    line,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("{e}");
+                return (state_unavailable(), line);
+            }
+        }
+        let Some(start_time) = peer::process_start_time(cred.pid) else {
+            line.outcome = "refused";
+            return (
+                Answer::error(
+                    "PEER_GONE",
+                    format!(
+                        "the calling process {} cannot be identified (it exited, or lives in a pid namespace the broker cannot see); fix: launch from a process the broker can see",
+                        cred.pid
+                    ),
+                    None,
+                    exit::CREDENTIALS,
+                ),
+                line,
+            );
+        };
+
+        let d0 = resolve(platform, &ctx, &[]);
+        let (decision, credentials, source) = match &d0.plan {
+            Plan::Refused(_) | Plan::Ambient => (d0, None, "none"),
+            Plan::StaticKeys(_) => {
+                let m = self.mint(platform, &ctx).await;
+                (m.decision, m.credentials, "static")
+            }
+            Plan::AssumeRole(_) => {
+                let key = cache_key_of(&d0).unwrap_or_default();
+                let min = u64::from(platform.settings.broker_min_remaining_seconds);
+                let (m, src) = self
+                    .cache
+                    .get(
+                        &key,
+                        |m| fresh(m, min),
+                        |m| m.clean && fresh(m, min),
+                        || self.mint_shared(platform, &ctx, &d0),
+                    )
+                    .await;
+                match (m.clean, src) {
+                    (true, _) => {
+                        let mut d = d0.clone();
+                        if let (Plan::AssumeRole(p), Plan::AssumeRole(minted)) =
+                            (&mut d.plan, &m.decision.plan)
+                        {
+                            p.duration_seconds = minted.duration_seconds;
+                        }
+                        d.warnings.extend(m.notes.iter().cloned());
+                        let s = match src {
+                            Source::Hit => "cache",
+                            Source::Fetched => "sts",
+                            Source::Joined => "coalesced",
+                        };
+                        (d, m.credentials.clone(), s)
+                    }
+                    // This caller's own fetch fell back: its result is for this context.
+                    (false, Source::Fetched) => (m.decision.clone(), m.credentials.clone(), "sts"),
+                    // Another context's fall-back: resolve this one on its own.
+                    (false, _) => {
+                        let m = self.mint(platform, &ctx).await;
+                        (m.decision, m.credentials, "sts")
+                    }
+                }
+            }
+        };
+        line.tier = Some(decision.tier.as_str());
+        line.source = Some(source);
+        let mut record = DecisionRecord::new(&decision);
+        record.caller = Some(caller);
+        record.expiration = credentials.as_ref().and_then(|c| c.expiration_rfc3339());
+        record.elapsed_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let record_value = serde_json::to_value(&record).unwrap_or_default();
+        line.record = Some(record.to_line());
+        if let DecisionLog::File(_) = &platform.settings.decision_log
+            && let Err(e) = record.write(&platform.settings.decision_log)
+        {
+            tracing::warn!("cannot write the decision record: {e}");
+        }
+
+        if let Some(r) = decision.refusal() {
+            line.outcome = "refused";
+            line.code = Some(r.code.as_str().into());
+            let mut a = refusal_answer(r);
+            a.record = Some(record_value);
+            return (a, line);
+        }
+        // The default tier (and anything without credentials) delivers nothing.
+        let credentials = match (&decision.plan, credentials) {
+            (Plan::AssumeRole(_) | Plan::StaticKeys(_), Some(c)) => Some(c),
+            _ => None,
+        };
+        let (token, token_hash) = new_token();
+        let session_id = token_hash[..16].to_string();
+        let session = Session {
+            token_sha256: token_hash,
+            created_at: now_secs(),
+            ended_at: None,
+            end_reason: None,
+            peer_uid: cred.uid,
+            peer_gid: cred.gid,
+            pid: cred.pid,
+            pid_start_time: start_time,
+            boot_id: self.store.boot_id().to_string(),
+            authenticated_user: auth.authenticated_user.clone(),
+            claimed_user: auth.claimed_user.clone(),
+            user: auth.user.clone(),
+            flow: ctx.flow.as_str().into(),
+            workspace: ctx.workspace.clone(),
+            runtime_template: ctx.runtime_template.clone(),
+            tier: decision.tier.as_str().into(),
+            cache_key: cache_key_of(&decision),
+            expiration: record.expiration.clone(),
+            record: record.to_line(),
+        };
+        if let Err(e) = tokio::task::block_in_place(|| self.store.insert(&session)) {
+            tracing::error!("{e}");
+            line.outcome = "refused";
+            return (state_unavailable(), line);
+        }
+        line.outcome = "granted";
+        line.session = Some(session_id.clone());
+        let ticket = SessionTicket {
+            id: session_id,
+            token,
+        };
+        let region = credentials.as_ref().map(|_| platform.aws.region.clone());
+        let wire = credentials.map(|c| WireCredentials {
+            expiration: c.expiration_rfc3339(),
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: c.session_token,
+        });
+        (
+            ok_answer(Some(record_value), wire, region, Some(ticket)),
+            line,
+        )
+    }
+
+    /// Mints for a context on a blocking thread (the STS client has its own runtime).
+    async fn mint(
+        &self,
+        platform: &Arc<Platform>,
+        ctx: &LaunchContext,
+    ) -> provisioner_core::mint::Minted {
+        self.mints.fetch_add(1, Ordering::SeqCst);
+        let p = Arc::clone(platform);
+        let c = ctx.clone();
+        let sts = self.sts.clone();
+        let fallback_ctx = ctx.clone();
+        match tokio::task::spawn_blocking(move || obtain_with(&p, &c, &env_lookup, &sts)).await {
+            Ok(m) => m,
+            Err(e) => provisioner_core::mint::Minted {
+                decision: refused_decision(
+                    platform,
+                    &fallback_ctx,
+                    &format!("minting stopped: {e}"),
+                ),
+                credentials: None,
+                elapsed: Duration::ZERO,
+            },
+        }
+    }
+
+    async fn mint_shared(
+        &self,
+        platform: &Arc<Platform>,
+        ctx: &LaunchContext,
+        d0: &Decision,
+    ) -> Minted {
+        let m = self.mint(platform, ctx).await;
+        let clean = m.decision.tier == d0.tier && m.credentials.is_some();
+        let notes = if clean {
+            m.decision
+                .warnings
+                .iter()
+                .skip(d0.warnings.len())
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Minted {
+            decision: m.decision,
+            credentials: m.credentials,
+            exemplar: ctx.clone(),
+            notes,
+            clean,
+        }
+    }
+}
+
+/// Whether cached credentials still have at least `min` seconds to live.
+fn fresh(m: &Minted, min: u64) -> bool {
+    m.credentials
+        .as_ref()
+        .and_then(|c| c.expiration)
+        .and_then(|e| e.duration_since(SystemTime::now()).ok())
+        .is_some_and(|left| left.as_secs() >= min)
+}
+
+/// The hash of everything that shapes an AssumeRole's credentials; None when the
+/// decision assumes no role.
+pub fn cache_key_of(d: &Decision) -> Option<String> {
+    let a: &AssumeRolePlan = d.assume_role()?;
+    let shape = serde_json::json!([
+        "v1",
+        d.context.user,
+        d.tier.as_str(),
+        a.role_arn.as_str(),
+        a.session_name,
+        a.duration_seconds,
+        a.external_id,
+        a.policy.as_ref().map(|p| p.sha256().to_string()),
+        a.source_identity,
+        a.tags,
+    ]);
+    Some(hex::encode(Sha256::digest(shape.to_string().as_bytes())))
+}
+
+fn refused_decision(platform: &Platform, ctx: &LaunchContext, why: &str) -> Decision {
+    let mut d = resolve(platform, ctx, &[]);
+    d.plan = Plan::Refused(Refusal {
+        code: provisioner_core::decision::RefusalCode::CredentialsUnavailable,
+        message: why.into(),
+        fix: "retry the launch; the broker's log has the cause".into(),
+        exit_code: exit::CREDENTIALS,
+    });
+    d
+}
+
+/// A random session token (hex of 32 bytes from the kernel) and its SHA-256.
+fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    let token = hex::encode(bytes);
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    (token, hash)
+}
+
+fn ok_answer(
+    record: Option<serde_json::Value>,
+    credentials: Option<WireCredentials>,
+    region: Option<String>,
+    session: Option<SessionTicket>,
+) -> Answer {
+    Answer {
+        version: VERSION,
+        ok: true,
+        record,
+        delivery: if credentials.is_some() {
+            Delivery::Environment
+        } else {
+            Delivery::None
+        },
+        credentials,
+        region,
+        session,
+        error: None,
+    }
+}
+
+fn refusal_answer(r: &Refusal) -> Answer {
+    let mut a = Answer::error(
+        r.code.as_str(),
+        format!("{}; fix: {}", r.message, r.fix),
+        Some(r.fix.clone()),
+        r.exit_code,
+    );
+    if let Some(e) = a.error.as_mut() {
+        e.exit_code = r.exit_code;
+    }
+    a
+}
+
+fn state_unavailable() -> Answer {
+    Answer::error(
+        "STATE_UNAVAILABLE",
+        "the broker cannot record the session; fix: check the broker's state directory (disk space, permissions) and its log",
+        None,
+        exit::CREDENTIALS,
+    )
+}
+
+fn protocol_error(e: &ProtocolError) -> Answer {
+    Answer {
+        error: Some(WireError {
+            code: e.code().into(),
+            message: protocol::one_line(&e.to_string()),
+            fix: None,
+            exit_code: exit::CREDENTIALS,
+        }),
+        ..Answer::error("", "", None, exit::CREDENTIALS)
+    }
+}
+
+/// Reads one framed request.
+async fn read_request(stream: &mut UnixStream) -> Result<Request, ProtocolError> {
+    let mut header = [0u8; 4];
+    read_exact(stream, &mut header).await?;
+    let len = protocol::frame_len(header, MAX_REQUEST_BYTES)?;
+    let mut body = vec![0u8; len];
+    read_exact(stream, &mut body).await?;
+    protocol::decode_request(&body)
+}
+
+async fn read_exact(stream: &mut UnixStream, buf: &mut [u8]) -> Result<(), ProtocolError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]).await {
+            Ok(0) => {
+                return Err(ProtocolError::Truncated {
+                    got,
+                    want: buf.len(),
+                });
+            }
+            Ok(n) => got += n,
+            Err(e) => return Err(ProtocolError::Io(protocol::one_line(&e.to_string()))),
+        }
+    }
+    Ok(())
+}
+
+fn log_decision(cred: PeerCred, l: &LogLine, started: Instant, delivered: bool) {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    tracing::info!(
+        "decision uid={} pid={} login={} authenticated={} claimed={} user={} outcome={} code={} tier={} source={} session={} answered={} ms={} record={}",
+        cred.uid,
+        cred.pid,
+        opt(&l.login),
+        opt(&l.authenticated),
+        opt(&l.claimed),
+        opt(&l.user),
+        if l.outcome.is_empty() {
+            "error"
+        } else {
+            l.outcome
+        },
+        opt(&l.code),
+        l.tier.unwrap_or("-"),
+        l.source.unwrap_or("-"),
+        opt(&l.session),
+        delivered,
+        started.elapsed().as_millis(),
+        l.record.as_deref().unwrap_or("-"),
+    );
+}

@@ -1,0 +1,194 @@
+//! Who may launch as whom, and with which workspace or runtime template.
+//!
+//! Two pure checks, both functions of the platform model and their arguments:
+//!
+//! - [`authorize`] (broker mode): the broker knows the caller from the socket peer.
+//!   A caller launches as itself; launching as someone else needs a `proxy_users`
+//!   entry for the caller's Unix user (Hadoop's proxy-user pattern), root included.
+//! - [`entitlement`] (both modes, called by [`crate::decision::resolve`]): a workspace
+//!   or runtime template with a `users` list admits only those users. In broker mode
+//!   one that holds a service account and has no list is closed (`"*"` opens it); in
+//!   embedded mode it stays open, with a warning, as before lists existed.
+//!
+//! Nothing here looks anything up: the broker passes the caller's login and the
+//! claimed user's Unix groups in.
+
+use crate::context::{Flow, LaunchContext};
+use crate::decision::{RefusalCode, Tier};
+use crate::model::{Platform, UserList};
+
+/// The platform user a Unix login stands for: the user whose `unix_user` names it,
+/// else the user with that id.
+pub fn platform_user_of(platform: &Platform, login: &str) -> String {
+    platform
+        .users
+        .values()
+        .find(|u| u.unix_user.as_deref() == Some(login))
+        .map(|u| u.id.clone())
+        .unwrap_or_else(|| login.to_string())
+}
+
+/// The Unix login of a platform user (its `unix_user`, else its id).
+pub fn unix_user_of(platform: &Platform, user: &str) -> String {
+    platform
+        .users
+        .get(user)
+        .and_then(|u| u.unix_user.clone())
+        .unwrap_or_else(|| user.to_string())
+}
+
+/// Who a brokered launch is for, and how that was established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The platform user the launch runs as.
+    pub user: String,
+    /// The platform user of the socket peer.
+    pub authenticated_user: String,
+    /// The user the request named, if it named one.
+    pub claimed_user: Option<String>,
+    /// The caller acts for another user through `proxy_users`.
+    pub proxied: bool,
+}
+
+/// A launch the checks refuse, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub code: RefusalCode,
+    pub message: String,
+    pub fix: String,
+}
+
+/// Decides who a brokered launch is for. `login` is the socket peer's Unix login (None
+/// when its uid has no entry in the user database), `claimed` the user the request
+/// names, `claimed_groups` the Unix groups of the claimed user's login.
+pub fn authorize(
+    platform: &Platform,
+    login: Option<&str>,
+    uid: u32,
+    claimed: Option<&str>,
+    claimed_groups: &[String],
+) -> Result<Authorized, Denied> {
+    let Some(login) = login else {
+        return Err(Denied {
+            code: RefusalCode::NotPermitted,
+            message: format!("uid {uid} has no login name, so it is no platform user"),
+            fix: "run the launcher as a user of the system's user database".into(),
+        });
+    };
+    let authenticated = platform_user_of(platform, login);
+    let claimed = claimed.filter(|c| !c.is_empty());
+    let Some(claimed) = claimed.filter(|c| *c != authenticated) else {
+        return Ok(Authorized {
+            user: authenticated.clone(),
+            authenticated_user: authenticated,
+            claimed_user: claimed.map(str::to_string),
+            proxied: false,
+        });
+    };
+    let Some(rule) = platform.proxy_users.iter().find(|p| p.unix_user == login) else {
+        return Err(Denied {
+            code: RefusalCode::NotPermitted,
+            message: format!(
+                "Unix user \"{login}\" (platform user \"{authenticated}\") may launch only as itself, not as \"{claimed}\""
+            ),
+            fix: format!(
+                "run the launch as \"{claimed}\"'s own Unix user, or, for a job runner, list \"{login}\" in proxy_users for that user"
+            ),
+        });
+    };
+    let by_group =
+        rule.groups.everyone || claimed_groups.iter().any(|g| rule.groups.ids.contains(g));
+    if rule.users.admits(claimed) || by_group {
+        return Ok(Authorized {
+            user: claimed.to_string(),
+            authenticated_user: authenticated,
+            claimed_user: Some(claimed.to_string()),
+            proxied: true,
+        });
+    }
+    Err(Denied {
+        code: RefusalCode::NotPermitted,
+        message: format!(
+            "proxy user \"{login}\" may not act for \"{claimed}\" (neither listed nor in a listed group)"
+        ),
+        fix: format!(
+            "add \"{claimed}\" (or one of its groups) to the proxy_users entry of \"{login}\", or launch as \"{claimed}\" itself"
+        ),
+    })
+}
+
+/// Checks the `users` lists of the workspace (notebook flows, where its service
+/// account applies) and the runtime template of a launch. Returns the warnings to
+/// record, or the refusal with the tier it belongs to.
+pub fn entitlement(
+    platform: &Platform,
+    ctx: &LaunchContext,
+) -> Result<Vec<String>, (Tier, Denied)> {
+    let mut warnings = Vec::new();
+    let brokered = platform.settings.brokered;
+    let workspace = ctx
+        .workspace
+        .as_ref()
+        .filter(|_| ctx.flow != Flow::Job)
+        .and_then(|id| platform.workspaces.get(id))
+        .map(|w| {
+            (
+                "workspace",
+                &w.id,
+                w.service_account.is_some(),
+                w.users.as_ref(),
+                Tier::WorkspaceSa,
+            )
+        });
+    let template = ctx
+        .runtime_template
+        .as_ref()
+        .and_then(|id| platform.runtime_templates.get(id))
+        .map(|t| {
+            (
+                "runtime template",
+                &t.id,
+                t.service_account.is_some(),
+                t.users.as_ref(),
+                Tier::RuntimeTemplateSa,
+            )
+        });
+    for (kind, id, has_sa, users, tier) in workspace.into_iter().chain(template) {
+        match users {
+            Some(list) => check_list(kind, id, list, &ctx.user).map_err(|d| (tier, d))?,
+            None if has_sa && brokered => {
+                return Err((
+                    tier,
+                    Denied {
+                        code: RefusalCode::NotEntitled,
+                        message: format!(
+                            "{kind} \"{id}\" holds a service account and lists no users, so the broker opens it to nobody"
+                        ),
+                        fix: format!(
+                            "list who may use it in the platform file ({kind} \"{id}\": \"users\": [\"{}\"], or [\"*\"] for everyone)",
+                            ctx.user
+                        ),
+                    },
+                ));
+            }
+            None if has_sa => warnings.push(format!(
+                "{kind} \"{id}\" holds a service account and lists no users: any user may launch with it; list them in \"users\" (required in broker mode)"
+            )),
+            None => {}
+        }
+    }
+    Ok(warnings)
+}
+
+fn check_list(kind: &str, id: &str, list: &UserList, user: &str) -> Result<(), Denied> {
+    if list.admits(user) {
+        return Ok(());
+    }
+    Err(Denied {
+        code: RefusalCode::NotEntitled,
+        message: format!("user \"{user}\" is not among the users of {kind} \"{id}\""),
+        fix: format!(
+            "launch with a {kind} that lists \"{user}\", or ask the platform team to add \"{user}\" to its users"
+        ),
+    })
+}

@@ -1,0 +1,339 @@
+//! The launcher's side of the broker protocol: one blocking request on the broker's
+//! Unix socket, and the answer turned into what the launch needs (the decision's tier
+//! and user, the credentials, the region) or a refusal with its exit code.
+//!
+//! Blocking std I/O with timeouts keeps the launch path free of a runtime. In broker
+//! mode the launcher reads no base credentials and no platform file and calls no STS:
+//! everything comes from here. The client fails closed: an answer it does not fully
+//! understand, or one that contradicts itself (credentials with the default tier, a
+//! minting tier without credentials), is a refusal, never a launch.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::protocol::{
+    self, Answer, Delivery, MAX_ANSWER_BYTES, Op, Request, VERSION, WireContext,
+};
+use crate::context::{Flow, LaunchContext};
+use crate::decision::{Decision, Plan, Tier};
+use crate::exit;
+use crate::mint::Credentials;
+
+/// How long a launcher waits for the broker's answer. The broker's own STS deadline
+/// (`sts_deadline_seconds`, default 10 s) fits well inside.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long sending the request may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A launch the broker did not grant, or a broker that could not be asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerRefusal {
+    pub code: String,
+    /// One line: the problem and the fix.
+    pub message: String,
+    pub fix: String,
+    pub exit_code: i32,
+    /// The decision record, when the broker made a decision.
+    pub record: Option<serde_json::Value>,
+}
+
+impl BrokerRefusal {
+    fn local(code: &str, message: String, fix: &str, exit_code: i32) -> BrokerRefusal {
+        BrokerRefusal {
+            code: code.into(),
+            message: format!("{message}; fix: {fix}"),
+            fix: fix.into(),
+            exit_code,
+            record: None,
+        }
+    }
+}
+
+/// What a granted launch needs.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    /// The decision as far as the child's environment needs it (tier, user, flow; the
+    /// plan is `Ambient` for the default tier). The full record is in `record`.
+    pub decision: Decision,
+    pub credentials: Option<Credentials>,
+    pub region: String,
+    pub record: serde_json::Value,
+}
+
+/// Sends one request and reads the answer.
+pub fn call(socket: &Path, request: &Request) -> Result<Answer, BrokerRefusal> {
+    let unavailable = |what: String| {
+        BrokerRefusal::local(
+            "BROKER_UNAVAILABLE",
+            what,
+            &format!(
+                "start the broker (systemctl start provisioner-broker) or point --broker / {} at its socket",
+                protocol::SOCKET_ENV
+            ),
+            exit::CREDENTIALS,
+        )
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        unavailable(format!(
+            "cannot connect to the broker at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
+    protocol::write_frame(&mut stream, &protocol::encode(request)).map_err(|e| {
+        unavailable(format!(
+            "cannot send to the broker at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    let body = protocol::read_frame(&mut stream, MAX_ANSWER_BYTES).map_err(|e| {
+        unavailable(format!(
+            "no answer from the broker at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    protocol::decode_answer(&body).map_err(|e| {
+        BrokerRefusal::local(
+            "BAD_ANSWER",
+            format!("the broker's answer cannot be read: {e}"),
+            "use a launcher of the same release as the broker",
+            exit::CREDENTIALS,
+        )
+    })
+}
+
+/// The request for a context.
+pub fn request(op: Op, context: WireContext) -> Request {
+    Request {
+        version: VERSION,
+        op,
+        context,
+    }
+}
+
+/// Asks the broker to launch: the answer as [`Granted`], or why not.
+pub fn launch(socket: &Path, context: WireContext) -> Result<Granted, BrokerRefusal> {
+    let answer = call(socket, &request(Op::Launch, context))?;
+    granted(answer)
+}
+
+/// Asks the broker for the dry run: the record printed by `explain` (with the policy).
+pub fn explain(socket: &Path, context: WireContext) -> Result<serde_json::Value, BrokerRefusal> {
+    let answer = call(socket, &request(Op::Explain, context))?;
+    if let Some(e) = refusal_of(&answer) {
+        return Err(e);
+    }
+    answer
+        .record
+        .ok_or_else(|| bad("an explain answer without a record"))
+}
+
+fn refusal_of(answer: &Answer) -> Option<BrokerRefusal> {
+    if answer.ok {
+        return None;
+    }
+    let e = answer.error.clone().unwrap_or(protocol::WireError {
+        code: "BAD_ANSWER".into(),
+        message: "the broker refused without saying why".into(),
+        fix: None,
+        exit_code: exit::CREDENTIALS,
+    });
+    // Exit codes are the documented ones; anything else from the wire becomes 4.
+    let exit_code = if [exit::CONFIG, exit::REFUSED, exit::CREDENTIALS].contains(&e.exit_code) {
+        e.exit_code
+    } else {
+        exit::CREDENTIALS
+    };
+    Some(BrokerRefusal {
+        code: e.code,
+        fix: e.fix.unwrap_or_else(|| "see the message".into()),
+        message: e.message,
+        exit_code,
+        record: answer.record.clone(),
+    })
+}
+
+fn bad(what: &str) -> BrokerRefusal {
+    BrokerRefusal::local(
+        "BAD_ANSWER",
+        format!("the broker sent {what}"),
+        "use a launcher of the same release as the broker, and report the record if they match",
+        exit::CREDENTIALS,
+    )
+}
+
+/// Turns a launch answer into a [`Granted`], failing closed on anything inconsistent.
+pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
+    if let Some(e) = refusal_of(&answer) {
+        return Err(e);
+    }
+    let record = answer
+        .record
+        .ok_or_else(|| bad("a launch answer without a record"))?;
+    let text = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let tier = text("tier")
+        .as_deref()
+        .and_then(parse_tier)
+        .ok_or_else(|| bad("a record without a known tier"))?;
+    let user = text("user").ok_or_else(|| bad("a record without a user"))?;
+    let flow: Flow = text("flow")
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| bad("a record without a known flow"))?;
+    let credentials = match (answer.delivery, answer.credentials, tier) {
+        (Delivery::None, None, Tier::Default) => None,
+        (Delivery::Environment, Some(c), t) if t != Tier::Default => {
+            let expiration = match &c.expiration {
+                None => None,
+                Some(s) => Some(
+                    crate::child_env::parse_rfc3339(s)
+                        .ok_or_else(|| bad("credentials with an unreadable expiration"))?,
+                ),
+            };
+            if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+                return Err(bad("empty credentials"));
+            }
+            Some(Credentials {
+                access_key_id: c.access_key_id,
+                secret_access_key: c.secret_access_key,
+                session_token: c.session_token,
+                expiration,
+            })
+        }
+        (_, _, Tier::Default) => return Err(bad("credentials with the default tier")),
+        _ => return Err(bad("a minting tier without credentials")),
+    };
+    let region = match (&credentials, answer.region) {
+        (Some(_), None) => return Err(bad("credentials without a region")),
+        (_, r) => r.unwrap_or_default(),
+    };
+    let context = LaunchContext {
+        flow,
+        user,
+        workspace: text("workspace"),
+        runtime_template: text("runtime_template"),
+        job_id: text("job_id"),
+    };
+    let decision = Decision {
+        context,
+        tier,
+        reason: None,
+        skipped: Vec::new(),
+        warnings: Vec::new(),
+        plan: Plan::Ambient,
+    };
+    Ok(Granted {
+        decision,
+        credentials,
+        region,
+        record,
+    })
+}
+
+fn parse_tier(s: &str) -> Option<Tier> {
+    [
+        Tier::WorkspaceSa,
+        Tier::RuntimeTemplateSa,
+        Tier::SessionPolicy,
+        Tier::Default,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::protocol::WireCredentials;
+    use serde_json::json;
+
+    fn answer(tier: &str, creds: Option<WireCredentials>, delivery: Delivery) -> Answer {
+        Answer {
+            version: 1,
+            ok: true,
+            record: Some(
+                json!({"tier": tier, "user": "alice", "flow": "notebook", "workspace": null}),
+            ),
+            credentials: creds,
+            delivery,
+            region: Some("us-east-1".into()),
+            session: None,
+            error: None,
+        }
+    }
+
+    fn creds() -> WireCredentials {
+        WireCredentials {
+            access_key_id: "ASIA".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("tok".into()),
+            expiration: Some("2030-01-01T00:00:00Z".into()),
+        }
+    }
+
+    #[test]
+    fn granted_answers_become_a_decision_and_credentials() {
+        let g = granted(answer(
+            "session_policy",
+            Some(creds()),
+            Delivery::Environment,
+        ))
+        .unwrap();
+        assert_eq!(g.decision.tier, Tier::SessionPolicy);
+        assert_eq!(g.decision.context.user, "alice");
+        assert_eq!(g.credentials.unwrap().session_token.as_deref(), Some("tok"));
+        let g = granted(answer("default", None, Delivery::None)).unwrap();
+        assert!(g.credentials.is_none());
+    }
+
+    #[test]
+    fn inconsistent_answers_fail_closed() {
+        for a in [
+            answer("default", Some(creds()), Delivery::Environment),
+            answer("session_policy", None, Delivery::None),
+            answer("session_policy", Some(creds()), Delivery::None),
+            answer("nonsense", None, Delivery::None),
+        ] {
+            let e = granted(a).unwrap_err();
+            assert_eq!(e.code, "BAD_ANSWER");
+            assert_eq!(e.exit_code, exit::CREDENTIALS);
+        }
+    }
+
+    #[test]
+    fn refusals_keep_their_code_and_exit_code() {
+        let mut a = Answer::error("NOT_PERMITTED", "no; fix: yes", Some("yes".into()), 3);
+        a.record = Some(json!({"tier": "default"}));
+        let e = granted(a).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.exit_code, e.fix.as_str()),
+            ("NOT_PERMITTED", 3, "yes")
+        );
+        let e = granted(Answer::error("X", "m", None, 77)).unwrap_err();
+        assert_eq!(e.exit_code, exit::CREDENTIALS);
+    }
+
+    #[test]
+    fn an_absent_broker_is_a_one_line_refusal_with_exit_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = launch(
+            &dir.path().join("nope.sock"),
+            WireContext {
+                user: None,
+                workspace: None,
+                runtime_template: None,
+                flow: Flow::Notebook,
+                job_id: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "BROKER_UNAVAILABLE");
+        assert_eq!(e.exit_code, exit::CREDENTIALS);
+        assert!(
+            e.message.contains("fix:") && !e.message.contains('\n'),
+            "{}",
+            e.message
+        );
+    }
+}
