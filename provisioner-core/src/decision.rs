@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::LaunchContext;
 use crate::exit;
@@ -23,7 +23,7 @@ use crate::model::{
 use crate::policy::{self, MAX_POLICY_CHARS, PolicyInput, SessionPolicy};
 
 /// The identity tiers, in the order of the notebook table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     WorkspaceSa,
@@ -50,7 +50,7 @@ impl fmt::Display for Tier {
 }
 
 /// Why the default tier was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DefaultReason {
     /// Session policy is switched off.
@@ -72,7 +72,7 @@ impl DefaultReason {
 }
 
 /// Why a tier was passed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SkipReason {
     /// Notebook flow without a workspace.
@@ -106,7 +106,7 @@ impl SkipReason {
 }
 
 /// One tier passed over, with a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skip {
     pub tier: Tier,
     pub reason: SkipReason,
@@ -133,7 +133,7 @@ pub enum FailureKind {
 }
 
 /// Why a launch is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefusalCode {
     /// The workspace id is not in the platform file.
@@ -170,7 +170,7 @@ impl RefusalCode {
 }
 
 /// A launch that must not go ahead, with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: RefusalCode,
     pub message: String,

@@ -7,14 +7,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::decision::{Decision, DefaultReason, Plan, Refusal, Skip, Tier};
 
 /// The fields of SPEC section 10, in a stable order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecisionRecord {
-    pub flow: &'static str,
+    #[serde(deserialize_with = "known_flow")]
+    pub flow: KnownText,
     pub user: String,
     pub workspace: Option<String>,
     pub runtime_template: Option<String>,
@@ -24,7 +25,8 @@ pub struct DecisionRecord {
     pub skipped: Vec<Skip>,
     pub warnings: Vec<String>,
     /// `assumed_role`, `static_keys`, `ambient`, or `none` when refused.
-    pub credentials: &'static str,
+    #[serde(deserialize_with = "known_credentials")]
+    pub credentials: KnownText,
     pub service_account: Option<String>,
     pub role_arn: Option<String>,
     pub session_name: Option<String>,
@@ -35,18 +37,46 @@ pub struct DecisionRecord {
     pub policy_chars: Option<usize>,
     pub policy_sha256: Option<String>,
     pub refused: Option<Refusal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
     /// Brokered launches: who the broker authenticated on its socket.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<CallerRecord>,
+}
+
+/// Text from a fixed set this crate writes. An alias, not `&'static str` written out,
+/// so that serde's derive does not take the field for borrowed input: reading maps the
+/// text onto the known values instead.
+pub type KnownText = &'static str;
+
+/// Records are read back only from the broker's answers; the text fields that are
+/// `&'static str` here take only the values this crate writes.
+fn known_flow<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<crate::context::Flow>()
+        .map(|f| f.as_str())
+        .map_err(serde::de::Error::custom)
+}
+
+fn known_credentials<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    [
+        "assumed_role",
+        "static_keys",
+        "ambient",
+        "none",
+        "propagated",
+    ]
+    .into_iter()
+    .find(|k| *k == s)
+    .ok_or_else(|| serde::de::Error::custom(format!("unknown credentials kind \"{s}\"")))
 }
 
 /// The socket peer of a brokered launch, as the kernel reported it, beside the user
 /// it claimed. Present only in broker mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerRecord {
     pub uid: u32,
     pub gid: u32,

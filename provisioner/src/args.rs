@@ -25,6 +25,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Kernelspec entry point: resolve, obtain credentials, exec ARGV.
     Kernel(KernelArgs),
+    /// The broker: hold the base credentials and mint for local users who connect to SOCKET.
+    Serve(ServeArgs),
     /// Install or wrap kernelspecs that launch through provisioner.
     Kernelspec {
         #[command(subcommand)]
@@ -50,6 +52,10 @@ pub struct ContextArgs {
     /// Which resolution table applies (else SYN_FLOW, else notebook).
     #[arg(long, value_name = "FLOW", value_parser = parse_flow)]
     pub flow: Option<Flow>,
+    /// Ask the broker on this socket instead of minting here (else SYN_BROKER_SOCKET).
+    /// No platform file and no base credentials are read then.
+    #[arg(long, value_name = "SOCKET")]
+    pub broker: Option<PathBuf>,
 }
 
 impl ContextArgs {
@@ -66,6 +72,20 @@ impl ContextArgs {
 
 fn parse_flow(s: &str) -> Result<Flow, String> {
     s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Platform file (reloaded on SIGHUP).
+    #[arg(long, value_name = "PATH")]
+    pub config: PathBuf,
+    /// Unix socket to listen on, in a directory only the service user can write.
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// State directory for the session database (created 0700); without it sessions
+    /// live in memory only.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

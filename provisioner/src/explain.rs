@@ -18,6 +18,11 @@ fn env_lookup(name: &str) -> Option<String> {
 }
 
 pub fn run(args: &ExplainArgs) -> i32 {
+    if let Some(socket) =
+        provisioner_core::broker::client::socket_from(args.context.broker.as_deref(), &env_lookup)
+    {
+        return run_brokered(args, &socket);
+    }
     let path = load::config_path(args.context.config.as_deref(), &env_lookup);
     let platform = match load::load_file(&path, &env_lookup) {
         Ok(p) => p,
@@ -44,6 +49,114 @@ pub fn run(args: &ExplainArgs) -> i32 {
     // A dry run succeeds whatever it finds; the refusal is in the output. Exit codes
     // still tell scripts that a launch would be refused.
     decision.refusal().map_or(exit::OK, |r| r.exit_code)
+}
+
+/// The dry run through the broker: the broker decides for the socket peer, as it
+/// would for a launch, and answers with the record (policy included).
+fn run_brokered(args: &ExplainArgs, socket: &std::path::Path) -> i32 {
+    use provisioner_core::broker::client;
+    let ctx = match client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("provisioner: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let record = match client::explain(socket, ctx) {
+        Ok(r) => r,
+        Err(r) => {
+            eprintln!("provisioner: refused ({}): {}", r.code, r.message);
+            return r.exit_code;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&record).unwrap_or_default()
+        );
+    } else {
+        print!("{}", brokered_report(&record));
+    }
+    record
+        .get("refused")
+        .and_then(|r| r.get("exit_code"))
+        .and_then(|c| c.as_i64())
+        .and_then(|c| i32::try_from(c).ok())
+        .unwrap_or(exit::OK)
+}
+
+/// A readable report of a record the broker sent (the platform file is the broker's,
+/// so only what the record says is shown).
+fn brokered_report(r: &serde_json::Value) -> String {
+    let text = |k: &str| match r.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "(none)".into(),
+        Some(v) => v.to_string(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} flow for user {} (decided by the broker)",
+        text("flow"),
+        text("user")
+    );
+    if let Some(c) = r.get("caller") {
+        let _ = writeln!(
+            out,
+            "  caller             uid {} pid {} ({}), claimed {}",
+            c.get("uid").map(|v| v.to_string()).unwrap_or_default(),
+            c.get("pid").map(|v| v.to_string()).unwrap_or_default(),
+            c.get("unix_user").and_then(|v| v.as_str()).unwrap_or("?"),
+            c.get("claimed_user")
+                .and_then(|v| v.as_str())
+                .unwrap_or("(itself)"),
+        );
+    }
+    let _ = writeln!(out, "  workspace          {}", text("workspace"));
+    let _ = writeln!(out, "  runtime template   {}", text("runtime_template"));
+    let _ = writeln!(out);
+    if let Some(refused) = r.get("refused").filter(|v| !v.is_null()) {
+        let f = |k: &str| {
+            refused
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let _ = writeln!(out, "REFUSED ({}) at the {} tier", f("code"), text("tier"));
+        let _ = writeln!(out, "  why    {}", f("message"));
+        let _ = writeln!(out, "  fix    {}", f("fix"));
+    } else {
+        let _ = writeln!(out, "tier {} (reason {})", text("tier"), text("reason"));
+        let _ = writeln!(out, "  role          {}", text("role_arn"));
+        let _ = writeln!(out, "  session name  {}", text("session_name"));
+        let _ = writeln!(out, "  duration      {} s", text("duration_seconds"));
+        let _ = writeln!(out, "  policy        {} characters", text("policy_chars"));
+    }
+    for s in r
+        .get("skipped")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            out,
+            "  skipped {} ({}): {}",
+            s.get("tier").and_then(|v| v.as_str()).unwrap_or(""),
+            s.get("reason").and_then(|v| v.as_str()).unwrap_or(""),
+            s.get("detail").and_then(|v| v.as_str()).unwrap_or("")
+        );
+    }
+    for w in r
+        .get("warnings")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(out, "  warning: {}", w.as_str().unwrap_or(""));
+    }
+    out
 }
 
 fn tier_title(t: Tier) -> &'static str {

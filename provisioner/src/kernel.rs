@@ -6,11 +6,20 @@
 //! Jupyter would show only "kernel died". It serves the refusal kernel on the
 //! connection file's ports so that the notebook shows the reason and the fix, and
 //! exits with the documented code once Jupyter shuts it down.
+//!
+//! With a broker (`--broker SOCKET` or `SYN_BROKER_SOCKET`) the launcher reads no
+//! platform file and no base credentials and calls no STS: the broker decides for
+//! the socket peer and answers with the record and the credentials, or the refusal.
+//! From there the launch is the same code as embedded mode: refusal kernel, child
+//! environment, exec.
 
 use std::ffi::OsString;
 
+use provisioner_core::broker::client;
 use provisioner_core::child_env::ChildEnv;
 use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::Decision;
+use provisioner_core::mint::Credentials;
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exec, exit, load, mint};
 use refusal_kernel::{self, RefusalNotice};
@@ -21,7 +30,12 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+const CONTEXT_FIX: &str = "set the launch context the platform passes (SYN_USER, SYN_WORKSPACE_ID, SYN_RUNTIME_TEMPLATE_ID, SYN_FLOW) or the kernelspec flags";
+
 pub fn run(args: KernelArgs) -> i32 {
+    if let Some(socket) = client::socket_from(args.context.broker.as_deref(), &env_lookup) {
+        return run_brokered(&args, &socket);
+    }
     let path = load::config_path(args.context.config.as_deref(), &env_lookup);
     let platform = match load::load_file(&path, &env_lookup) {
         Ok(p) => p,
@@ -39,7 +53,12 @@ pub fn run(args: KernelArgs) -> i32 {
     {
         Ok(c) => c,
         Err(e) => {
-            let notice = notice("INVALID_LAUNCH_CONTEXT", e.0.clone(), "set the launch context the platform passes (SYN_USER, SYN_WORKSPACE_ID, SYN_RUNTIME_TEMPLATE_ID, SYN_FLOW) or the kernelspec flags".into(), exit::CONFIG);
+            let notice = notice(
+                "INVALID_LAUNCH_CONTEXT",
+                e.0.clone(),
+                CONTEXT_FIX.into(),
+                exit::CONFIG,
+            );
             return refuse(&args.argv, &e.0, notice);
         }
     };
@@ -72,14 +91,69 @@ pub fn run(args: KernelArgs) -> i32 {
         );
     }
 
-    let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let env = ChildEnv::for_launch(
-        parent,
+    exec_kernel(
+        &args.argv,
         &minted.decision,
         minted.credentials.as_ref(),
         &platform.aws.region,
-    );
-    let program = match exec::find_program(&args.argv[0], env.get("PATH")) {
+    )
+}
+
+/// Broker mode: ask, then refuse or exec exactly as embedded mode does.
+fn run_brokered(args: &KernelArgs, socket: &std::path::Path) -> i32 {
+    let ctx = match client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let n = notice(
+                "INVALID_LAUNCH_CONTEXT",
+                e.0.clone(),
+                CONTEXT_FIX.into(),
+                exit::CONFIG,
+            );
+            return refuse(&args.argv, &e.0, n);
+        }
+    };
+    match client::launch(socket, ctx) {
+        Err(r) => {
+            if let Some(rec) = &r.record {
+                eprintln!("{rec}");
+            }
+            let n = RefusalNotice {
+                title: r.code.clone(),
+                message: r.message.clone(),
+                fix: r.fix.clone(),
+                exit_code: r.exit_code,
+                record_json: r
+                    .record
+                    .as_ref()
+                    .and_then(|v| serde_json::to_string_pretty(v).ok()),
+            };
+            refuse(
+                &args.argv,
+                &format!("refused ({}): {}", r.code, r.message),
+                n,
+            )
+        }
+        Ok(g) => {
+            // The record as the broker wrote it (it names the authenticated caller),
+            // on stderr like embedded mode's default decision_log.
+            eprintln!("{}", g.record);
+            exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region)
+        }
+    }
+}
+
+/// Builds the child's environment and execs the kernel; returns only on failure.
+fn exec_kernel(
+    argv: &[OsString],
+    decision: &Decision,
+    credentials: Option<&Credentials>,
+    region: &str,
+) -> i32 {
+    let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let env = ChildEnv::for_launch(parent, decision, credentials, region);
+    let program = match exec::find_program(&argv[0], env.get("PATH")) {
         Ok(p) => p,
         Err(e) => {
             let n = notice(
@@ -88,10 +162,10 @@ pub fn run(args: KernelArgs) -> i32 {
                 "install the kernel program or fix argv in the kernelspec".into(),
                 e.exit_code(),
             );
-            return refuse(&args.argv, &e.to_string(), n);
+            return refuse(argv, &e.to_string(), n);
         }
     };
-    let err = exec::exec(&program, &args.argv, &env);
+    let err = exec::exec(&program, argv, &env);
     // Exec failed after credentials were minted: they die with this process, and no
     // child ever saw them.
     let n = notice(
@@ -100,7 +174,7 @@ pub fn run(args: KernelArgs) -> i32 {
         "check the kernel program named in the kernelspec".into(),
         err.exit_code(),
     );
-    refuse(&args.argv, &err.to_string(), n)
+    refuse(argv, &err.to_string(), n)
 }
 
 fn notice(title: &str, message: String, fix: String, exit_code: i32) -> RefusalNotice {

@@ -31,6 +31,14 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Explain(a) => explain::run(&a),
         Command::Kernel(a) => kernel::run(a),
+        Command::Serve(a) => {
+            provisioner_broker::server::run(provisioner_broker::server::ServeOptions {
+                config: a.config,
+                socket: a.socket,
+                state: a.state,
+                sts: Default::default(),
+            })
+        }
         Command::Kernelspec { command } => crate::kernelspec::run(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -124,7 +132,7 @@ mod tests {
         }
         assert_eq!(
             line(&["provisioner"]),
-            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, kernelspec; --help explains every option"
+            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, serve, kernelspec; --help explains every option"
         );
         let l = line(&["provisioner", "kernel"]);
         assert!(

@@ -12,7 +12,7 @@
 //! * the value of the user's last `--properties-file`, replaced in place by the
 //!   wrapper's merged file (Spark reads one properties file only).
 //!
-//! Wrapper options (`--wrap-explain`, `--wrap-config PATH`) are recognised where Spark
+//! Wrapper options (`--wrap-explain`, `--wrap-config PATH`, `--wrap-broker SOCKET`) are recognised where Spark
 //! parses options and are removed before exec; Spark would reject them as unknown, so
 //! they can never collide with a Spark option.
 //!
@@ -125,6 +125,8 @@ pub struct WrapOptions {
     pub explain: bool,
     /// `--wrap-config PATH`: the platform file.
     pub config: Option<PathBuf>,
+    /// `--wrap-broker SOCKET`: ask the broker instead of minting here.
+    pub broker: Option<PathBuf>,
 }
 
 /// The parsed command line. Indices refer to `tokens` (argv without the program name).
@@ -312,7 +314,12 @@ impl Parsed {
                 self.wrap_tokens.push(i);
                 Ok(i + 1)
             }
-            b"--wrap-config" => {
+            b"--wrap-config" | b"--wrap-broker" => {
+                let (flag, what) = if name.as_slice() == b"--wrap-config" {
+                    ("--wrap-config", "PATH (the platform file)")
+                } else {
+                    ("--wrap-broker", "SOCKET (the broker's socket)")
+                };
                 let (value, next) = match joined {
                     Some(v) => (v, i + 1),
                     None => match self.tokens.get(i + 1) {
@@ -321,25 +328,28 @@ impl Parsed {
                             (v.as_bytes().to_vec(), i + 2)
                         }
                         None => {
-                            return Err(UsageError(
-                                "--wrap-config needs a value; write --wrap-config PATH (the platform file)".into(),
-                            ));
+                            return Err(UsageError(format!(
+                                "{flag} needs a value; write {flag} {what}"
+                            )));
                         }
                     },
                 };
                 if value.is_empty() {
-                    return Err(UsageError(
-                        "--wrap-config needs a non-empty PATH (the platform file)".into(),
-                    ));
+                    return Err(UsageError(format!("{flag} needs a non-empty {what}")));
                 }
-                self.wrap.config = Some(PathBuf::from(OsString::from_vec(value)));
+                let path = Some(PathBuf::from(OsString::from_vec(value)));
+                if flag == "--wrap-config" {
+                    self.wrap.config = path;
+                } else {
+                    self.wrap.broker = path;
+                }
                 self.wrap_tokens.push(i);
                 Ok(next)
             }
             // Escaped: the name comes from argv and may hold a line break, and the
             // error must stay one line.
             other => Err(UsageError(format!(
-                "unknown wrapper option {}; the wrapper knows --wrap-explain and --wrap-config PATH",
+                "unknown wrapper option {}; the wrapper knows --wrap-explain, --wrap-config PATH and --wrap-broker SOCKET",
                 String::from_utf8_lossy(other).escape_debug()
             ))),
         }

@@ -16,6 +16,11 @@
 //!   region); a marker naming a tier with credentials but no keys in the environment is
 //!   refused with the credentials exit code, never run with broader credentials.
 //!
+//! * **broker** (no marker, a broker configured with `--wrap-broker SOCKET` or
+//!   `SYN_BROKER_SOCKET`): the job flow decided by `provisioner serve` for the socket
+//!   peer. No platform file, no base credentials, no STS here; the answer's record
+//!   and credentials (or refusal) take the place of resolve's.
+//!
 //! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
 //!
 //! Nothing here prints or records a secret.
@@ -37,6 +42,7 @@ use crate::inject::Scoped;
 pub enum Mode {
     Resolve,
     Propagate,
+    Broker,
 }
 
 impl Mode {
@@ -44,6 +50,7 @@ impl Mode {
         match self {
             Mode::Resolve => "resolve",
             Mode::Propagate => "propagate",
+            Mode::Broker => "broker",
         }
     }
 }
@@ -92,6 +99,146 @@ pub fn obtain(
     match non_empty(env, MARKER) {
         Some(marker) => propagate(env, config_flag, &marker),
         None => resolve_job(env, config_flag, dry_run),
+    }
+}
+
+/// [`obtain`], or the broker when one is configured and the process is not already
+/// provisioned (a provisioned kernel's credentials are propagated either way).
+pub fn obtain_any(
+    env: &dyn Fn(&str) -> Option<String>,
+    config_flag: Option<&std::path::Path>,
+    broker_flag: Option<&std::path::Path>,
+    dry_run: bool,
+) -> Result<Identity, Failed> {
+    match (
+        non_empty(env, MARKER),
+        provisioner_core::broker::client::socket_from(broker_flag, env),
+    ) {
+        (None, Some(socket)) => brokered(env, &socket, dry_run),
+        _ => obtain(env, config_flag, dry_run),
+    }
+}
+
+/// Broker mode: the broker decides the job flow for the socket peer.
+fn brokered(
+    env: &dyn Fn(&str) -> Option<String>,
+    socket: &std::path::Path,
+    dry_run: bool,
+) -> Result<Identity, Failed> {
+    use provisioner_core::broker::client;
+    let flags = ContextFlags {
+        flow: Some(Flow::Job),
+        ..ContextFlags::default()
+    };
+    let ctx = client::context_from_sources(&flags, env, Flow::Job).map_err(|e| Failed {
+        message: e.to_string(),
+        code: exit::CONFIG,
+    })?;
+    let read_record = |v: serde_json::Value| -> Result<DecisionRecord, Failed> {
+        serde_json::from_value(v).map_err(|e| Failed {
+            message: format!(
+                "the broker's decision record cannot be read ({e}); fix: use a spark-submit-wrap of the broker's release"
+            ),
+            code: exit::CREDENTIALS,
+        })
+    };
+    let placeholder = |record: &DecisionRecord, tier: Tier| {
+        (tier != Tier::Default && record.refused.is_none()).then(|| Scoped {
+            access_key_id: PLACEHOLDER_KEY_ID.into(),
+            secret_access_key: PLACEHOLDER_SECRET.into(),
+            session_token: (record.credentials == "assumed_role").then(|| PLACEHOLDER_TOKEN.into()),
+            expiration: None,
+            region: None,
+        })
+    };
+    if dry_run {
+        let record = match client::explain(socket, ctx.clone()) {
+            Ok(v) => read_record(v)?,
+            Err(r) => {
+                return Err(Failed {
+                    message: format!("refused ({}): {}", r.code, r.message),
+                    code: r.exit_code,
+                });
+            }
+        };
+        let decision = decision_of(&record, &ctx);
+        let scoped = placeholder(&record, record.tier);
+        return Ok(Identity {
+            mode: Mode::Broker,
+            decision,
+            record,
+            credentials: None,
+            scoped,
+            region: None,
+            log: DecisionLog::Stderr,
+        });
+    }
+    match client::launch(socket, ctx.clone()) {
+        Ok(g) => {
+            let record = read_record(g.record)?;
+            let region = Some(g.region).filter(|r| !r.is_empty());
+            let scoped = g
+                .credentials
+                .as_ref()
+                .map(|c| scoped_from(c, region.clone()));
+            Ok(Identity {
+                mode: Mode::Broker,
+                decision: g.decision,
+                record,
+                credentials: g.credentials,
+                scoped,
+                region,
+                log: DecisionLog::Stderr,
+            })
+        }
+        Err(r) => match r.record {
+            // A decision that refuses: the usual refusal path writes the record.
+            Some(v) => {
+                let mut record = read_record(v)?;
+                if record.refused.is_none() {
+                    record.refused = Some(Refusal {
+                        code: RefusalCode::CredentialsUnavailable,
+                        message: r.message.clone(),
+                        fix: r.fix.clone(),
+                        exit_code: r.exit_code,
+                    });
+                }
+                Ok(Identity {
+                    mode: Mode::Broker,
+                    decision: decision_of(&record, &ctx),
+                    record,
+                    credentials: None,
+                    scoped: None,
+                    region: None,
+                    log: DecisionLog::Stderr,
+                })
+            }
+            None => Err(Failed {
+                message: format!("refused ({}): {}", r.code, r.message),
+                code: r.exit_code,
+            }),
+        },
+    }
+}
+
+/// The decision as far as the child's environment needs it, from a broker's record.
+fn decision_of(
+    record: &DecisionRecord,
+    ctx: &provisioner_core::broker::protocol::WireContext,
+) -> Decision {
+    Decision {
+        context: LaunchContext {
+            flow: Flow::Job,
+            user: record.user.clone(),
+            workspace: ctx.workspace.clone(),
+            runtime_template: ctx.runtime_template.clone(),
+            job_id: ctx.job_id.clone(),
+        },
+        tier: record.tier,
+        reason: record.reason,
+        skipped: record.skipped.clone(),
+        warnings: record.warnings.clone(),
+        plan: Plan::Ambient,
     }
 }
 

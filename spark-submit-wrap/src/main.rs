@@ -18,7 +18,8 @@
 //!
 //! Wrapper options start with `--wrap-` (Spark rejects such options, so they never
 //! collide) and are removed before exec: `--wrap-explain` (dry run: print decision,
-//! argv and redacted conf as JSON, exec nothing) and `--wrap-config PATH` (platform
+//! argv and redacted conf as JSON, exec nothing), `--wrap-broker SOCKET` (ask the broker,
+//! also `SYN_BROKER_SOCKET`) and `--wrap-config PATH` (platform
 //! file). Environment: `SYN_PLATFORM_CONFIG`, `SYN_USER`, `SYN_RUNTIME_TEMPLATE_ID`,
 //! `SYN_JOB_ID`, `SYN_WORKSPACE_ID` (recorded, ignored by the job flow),
 //! `SYN_PROVISIONED` (propagation), `SPARK_SUBMIT_WRAP_REAL` (the real spark-submit),
@@ -103,9 +104,10 @@ fn run(tokens: Vec<OsString>) -> i32 {
         return pass_through(&parsed, real, pid);
     }
 
-    let identity = match identity::obtain(
+    let identity = match identity::obtain_any(
         &env_lookup,
         parsed.wrap.config.as_deref(),
+        parsed.wrap.broker.as_deref(),
         parsed.wrap.explain,
     ) {
         Ok(i) => i,
@@ -375,7 +377,9 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
             }
             v
         }
-        identity::Mode::Propagate => serde_json::to_value(&l.identity.record).unwrap_or_default(),
+        identity::Mode::Propagate | identity::Mode::Broker => {
+            serde_json::to_value(&l.identity.record).unwrap_or_default()
+        }
     };
     let report = explain::Report {
         decision,

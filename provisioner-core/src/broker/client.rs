@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::protocol::{
     self, Answer, Delivery, MAX_ANSWER_BYTES, Op, Request, VERSION, WireContext,
 };
-use crate::context::{Flow, LaunchContext};
+use crate::context::{ContextError, ContextFlags, Flow, LaunchContext};
 use crate::decision::{Decision, Plan, Tier};
 use crate::exit;
 use crate::mint::Credentials;
@@ -59,6 +59,65 @@ pub struct Granted {
     pub credentials: Option<Credentials>,
     pub region: String,
     pub record: serde_json::Value,
+}
+
+/// The broker's socket: `--broker`, else `SYN_BROKER_SOCKET` when set and not empty.
+/// None means embedded mode.
+pub fn socket_from(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<std::path::PathBuf> {
+    flag.map(Path::to_path_buf).or_else(|| {
+        env(protocol::SOCKET_ENV)
+            .filter(|v| !v.trim().is_empty())
+            .map(std::path::PathBuf::from)
+    })
+}
+
+/// The context a launcher sends, from flags, else the environment, with the same
+/// names and precedence as embedded mode. The user is optional: the broker takes
+/// the caller's own identity when none is named, and treats a named one as a claim.
+pub fn context_from_sources(
+    flags: &ContextFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_flow: Flow,
+) -> Result<WireContext, ContextError> {
+    let get = |name: &str| env(name).filter(|v| !v.is_empty());
+    let flow = match flags.flow {
+        Some(f) => f,
+        None => match get("SYN_FLOW") {
+            Some(v) => v
+                .parse()
+                .map_err(|e: String| ContextError(format!("SYN_FLOW: {e}")))?,
+            None => default_flow,
+        },
+    };
+    let user = flags
+        .user
+        .clone()
+        .or_else(|| get("SYN_USER"))
+        .or_else(|| get("KERNEL_USERNAME"))
+        .or_else(|| get("JUPYTERHUB_USER"));
+    let ctx = WireContext {
+        // Checked like embedded mode; a placeholder stands in for the absent user.
+        user,
+        workspace: flags.workspace.clone().or_else(|| get("SYN_WORKSPACE_ID")),
+        runtime_template: flags
+            .runtime_template
+            .clone()
+            .or_else(|| get("SYN_RUNTIME_TEMPLATE_ID")),
+        flow,
+        job_id: flags.job_id.clone().or_else(|| get("SYN_JOB_ID")),
+    };
+    LaunchContext {
+        flow,
+        user: ctx.user.clone().unwrap_or_else(|| "caller".into()),
+        workspace: ctx.workspace.clone(),
+        runtime_template: ctx.runtime_template.clone(),
+        job_id: ctx.job_id.clone(),
+    }
+    .validate()?;
+    Ok(ctx)
 }
 
 /// Sends one request and reads the answer.
