@@ -119,7 +119,7 @@ class BrokerWorld:
         rgw.create_bucket(self.bucket, {f"plane-{r}/data.csv": f"{r}\n1,2\n" for r in self.owners})
         self.workdir = Path(workdir)
         private = self.workdir / "etc"
-        private.mkdir(mode=0o700)
+        private.mkdir(mode=0o700, parents=True)
         doc = merged(BASE_PLATFORM, {
             "settings": {"session_policy_bedrock": "false", "session_policy_platform_folders": "",
                          "syntasa_session_policy_duration": "3600", "decision_log": "stderr"},

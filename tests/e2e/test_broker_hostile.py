@@ -139,9 +139,14 @@ def test_hostile_kernel_cannot_act_as_another_user(stack):
     # The broker is still serving, and its records name the authenticated peer.
     mine = bw.broker.launches(a.name, a.uid)
     assert mine and all(r["caller"]["unix_user"] == a.name for r in mine), bw.broker.log()[-3000:]
-    # No launch was ever decided for B on A's behalf.
-    assert not bw.broker.launches(b.name, a.uid) or all(
-        r.get("refused") for r in bw.broker.launches(b.name, a.uid)), bw.broker.log()[-3000:]
+    # Nothing was ever granted to A's uid for anyone but A, and the refusals of the
+    # claims to be B were logged with both names: the peer's login and the claim.
+    decisions = [d for d in bw.broker.decisions() if d.get("uid") == str(a.uid)]
+    granted = [d for d in decisions if d.get("outcome") == "granted"]
+    assert granted and all(d["user"] == a.name for d in granted), bw.broker.log()[-3000:]
+    claims = [d for d in decisions if d.get("claimed") == b.name]
+    assert claims and all(d["outcome"] == "refused" and d["code"] == "NOT_PERMITTED"
+                          and d["login"] == a.name for d in claims), bw.broker.log()[-3000:]
     assert bw.rgw.launcher.secret_access_key not in bw.broker.log()
 
 

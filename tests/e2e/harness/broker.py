@@ -117,21 +117,27 @@ class Broker:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def records(self):
-        """JSON objects the broker logged (one line per decision), oldest first; lines
-        that are not JSON objects are skipped."""
+    def decisions(self):
+        """One dict per decision line the broker logged, oldest first: the line's
+        `key=value` fields (uid, pid, login, authenticated, claimed, user, outcome, code,
+        tier, ...; "-" means none) and, under "record", the decision record the line
+        carries (None when the request was refused before a decision)."""
         out = []
         for line in self.log().splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
+            if " decision " not in line:
                 continue
+            head, _, record = line.partition(" record=")
+            fields = dict(kv.split("=", 1) for kv in head.split() if "=" in kv)
             try:
-                doc = json.loads(line)
+                fields["record"] = json.loads(record) if record.strip() not in ("", "-") else None
             except json.JSONDecodeError:
-                continue
-            if isinstance(doc, dict):
-                out.append(doc)
+                fields["record"] = None
+            out.append(fields)
         return out
+
+    def records(self):
+        """The decision records the broker logged, oldest first."""
+        return [d["record"] for d in self.decisions() if isinstance(d["record"], dict)]
 
     def launches(self, user, caller_uid):
         """Decision records of launches for platform user `user` whose authenticated
