@@ -11,6 +11,7 @@ them (here: a directory named by JUPYTER_PATH).
 """
 
 import json
+import secrets
 import shutil
 import uuid
 from pathlib import Path
@@ -99,13 +100,14 @@ def copy_tree_readable(src, dst):
 
 class BrokerWorld:
     """radosgw, a bucket with one data plane per user, a platform file naming real Unix
-    users, and `provisioner serve` as root holding the launcher's keys.
+    users, and `provisioner serve` as root holding base keys of its own.
 
     Each plane `plane-<role>/` holds `data.csv`. radosgw enforces session policies only
     for S3 actions, so the planes have no Glue databases and the Bedrock statement and
-    platform folders are off. `ws-<role>` is a workspace with a service account (role
-    `nbrole`, which may do anything in S3) that only `<role>`'s user may use: a user who
-    got in would read every plane.
+    platform folders are off. `ws-<role>` is a workspace with a service account (the
+    broker's role, which may do anything in S3) that only `<role>`'s user may use: a user
+    who got in would read every plane. The broker's base keys are `base` (made up per
+    world); `secrets()` are the values no user process may ever see.
 
     `platform` overrides go through harness.platform.merged (e.g. proxy_users)."""
 
@@ -115,7 +117,14 @@ class BrokerWorld:
 
         self.rgw, self.world = rgw, world
         self.owners = dict(owners)  # role -> UnixUser
-        self.bucket = f"brk-{uuid.uuid4().hex[:8]}"
+        tag = uuid.uuid4().hex[:8]
+        self.bucket = f"brk-{tag}"
+        # The broker's base credentials: an radosgw user of its own with a secret made up
+        # here (the harness's launcher keys are well known, and other test runs on this
+        # machine show them in radosgw-admin command lines), and a role only it may assume.
+        self.base = rgw.create_user(f"broker-{tag}", f"BROKER{tag.upper()}", secrets.token_hex(20),
+                                    caps="roles=*")
+        role_arn = rgw.create_role(f"brokerrole-{tag}", trusted=(self.base.arn,))
         rgw.create_bucket(self.bucket, {f"plane-{r}/data.csv": f"{r}\n1,2\n" for r in self.owners})
         self.workdir = Path(workdir)
         private = self.workdir / "etc"
@@ -123,9 +132,9 @@ class BrokerWorld:
         doc = merged(BASE_PLATFORM, {
             "settings": {"session_policy_bedrock": "false", "session_policy_platform_folders": "",
                          "syntasa_session_policy_duration": "3600", "decision_log": "stderr"},
-            "aws": {"sts_endpoint": rgw.endpoint, "session_policy_role_arn": rgw.role_arn,
+            "aws": {"sts_endpoint": rgw.endpoint, "session_policy_role_arn": role_arn,
                     "account_id": None, "platform_bucket": None, "region": rgw.region},
-            "service_accounts": [{"id": "sa-nb", "role_arn": rgw.role_arn, "duration_seconds": 3600}],
+            "service_accounts": [{"id": "sa-nb", "role_arn": role_arn, "duration_seconds": 3600}],
             "workspaces": [{"id": "ws-open"}] + [
                 {"id": f"ws-{r}", "service_account": "sa-nb", "users": [u.name]}
                 for r, u in self.owners.items()],
@@ -142,7 +151,10 @@ class BrokerWorld:
         # attack needs one.
         self.readable_config = world.users.write_shared(json.dumps(doc), f"etc-{self.bucket}", "platform.json")
         self.broker = Broker(world.provisioner, self.config, self.workdir,
-                             world.users.shared / f"run-{self.bucket}", rgw.launcher.env())
+                             world.users.shared / f"run-{self.bucket}", self.base.env())
+
+    def secrets(self):
+        return [self.base.secret_access_key, self.base.access_key_id]
 
     def kernel_env(self, extra=None):
         """What a user's kernel needs besides credentials: radosgw's endpoint and region."""

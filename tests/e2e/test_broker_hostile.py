@@ -59,7 +59,7 @@ def test_broker_socket_is_reachable_by_users_and_its_directory_is_not_writable(s
     r = bw.world.users.run_as(a, ["sh", "-c", f"test -w {bw.broker.socket} && ! test -w {bw.broker.socket.parent}"])
     assert r.returncode == 0, r
     # The base secret is in the broker's environment and nowhere a user is given it.
-    assert bw.rgw.launcher.secret_access_key.encode() in bw.broker.environ_of_pid()
+    assert bw.base.secret_access_key.encode() in bw.broker.environ_of_pid()
 
 
 def test_hostile_kernel_cannot_act_as_another_user(stack):
@@ -71,7 +71,7 @@ def test_hostile_kernel_cannot_act_as_another_user(stack):
         "socket": str(bw.broker.socket), "provisioner": str(world.provisioner),
         "python": str(world.python), "me": a.name, "victim": b.name,
         "victim_workspace": "ws-b",
-        "secrets": [bw.rgw.launcher.secret_access_key, bw.rgw.launcher.access_key_id],
+        "secrets": bw.secrets(),
         "canary": canary, "readable_config": str(bw.readable_config),
     }
     answer = world.run_kernel(a, "scoped", [world.probe_cell("hostile", params)],
@@ -82,7 +82,7 @@ def test_hostile_kernel_cannot_act_as_another_user(stack):
 
     # The kernel is A's and holds scoped credentials from the broker.
     assert seen["identity"]["uid"] == a.uid, report
-    assert seen["identity"]["has_secret"] and seen["identity"]["key_id"] != bw.rgw.launcher.access_key_id, report
+    assert seen["identity"]["has_secret"] and seen["identity"]["key_id"] != bw.base.access_key_id, report
     # A's own plane works; B's does not, with the kernel's own credentials.
     assert _own_reach_only(seen["planes"]), report
 
@@ -147,7 +147,7 @@ def test_hostile_kernel_cannot_act_as_another_user(stack):
     claims = [d for d in decisions if d.get("claimed") == b.name]
     assert claims and all(d["outcome"] == "refused" and d["code"] == "NOT_PERMITTED"
                           and d["login"] == a.name for d in claims), bw.broker.log()[-3000:]
-    assert bw.rgw.launcher.secret_access_key not in bw.broker.log()
+    assert bw.base.secret_access_key not in bw.broker.log()
 
 
 def test_user_b_is_served_and_sees_only_its_own_plane(stack):

@@ -38,7 +38,7 @@ def test_jupyterhub_kernels_through_the_broker_are_scoped_to_their_user(
                   {"JUPYTER_PATH": str(world.jupyter), **bw.kernel_env(),
                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
                    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
-        secrets_ = [rgw.launcher.secret_access_key, rgw.launcher.access_key_id]
+        secrets_ = bw.secrets()
         for role, u, other in (("a", a, "b"), ("b", b, "a")):
             hub.start_server(u.name)
             probe = {"bucket": bw.bucket, "own_prefix": f"plane-{role}/",

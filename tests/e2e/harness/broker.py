@@ -114,7 +114,8 @@ class Broker:
         raise TimeoutError(f"provisioner serve made no socket in {timeout} s:\n{self.log()}")
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def decisions(self):
