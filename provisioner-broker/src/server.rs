@@ -748,6 +748,8 @@ pub fn cache_key_of(d: &Decision) -> Option<String> {
         a.duration_seconds,
         a.external_id,
         a.policy.as_ref().map(|p| p.sha256().to_string()),
+        // Content-addressed names: a changed managed document is a new ARN.
+        a.policy_arns,
         a.source_identity,
         a.tags,
     ]);

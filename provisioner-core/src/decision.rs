@@ -20,7 +20,8 @@ use crate::model::{
     Platform, RoleArn, S3Location, SecretRef, ServiceAccount, ServiceAccountIdentity,
     is_iam_name_char,
 };
-use crate::policy::{self, MAX_POLICY_CHARS, PolicyInput, SessionPolicy};
+use crate::policy::managed::is_per_user_folder;
+use crate::policy::{ManagedPolicy, Placement, SessionInput, SessionPolicy};
 
 /// The identity tiers, in the order of the notebook table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,7 +58,9 @@ pub enum DefaultReason {
     Disabled,
     /// The user is a System Admin.
     AdminBypass,
-    /// The policy does not fit in 2,048 characters, or STS said PackedPolicyTooLarge.
+    /// The session policies do not fit STS's limits (2,048 characters inline, and with
+    /// managed session policies 6,144 per document and 10 ARNs), or STS said
+    /// PackedPolicyTooLarge.
     OverLimit,
 }
 
@@ -128,6 +131,8 @@ pub enum FailureKind {
     ServiceAccount,
     /// STS answered PackedPolicyTooLarge for the session policy.
     PackedPolicyTooLarge,
+    /// STS rejected a managed session policy ARN (missing from IAM, or not readable).
+    ManagedPolicyRejected,
     /// Session-policy credentials could not be obtained for any other reason.
     SessionPolicyCredentials,
 }
@@ -152,6 +157,9 @@ pub enum RefusalCode {
     NotPermitted,
     /// The workspace or runtime template does not list the user.
     NotEntitled,
+    /// STS rejected a managed session policy the launch passes: IAM does not hold it
+    /// (yet). Never a reason to widen the session.
+    ManagedPolicyUnavailable,
 }
 
 impl RefusalCode {
@@ -165,6 +173,7 @@ impl RefusalCode {
             RefusalCode::CredentialsUnavailable => "CREDENTIALS_UNAVAILABLE",
             RefusalCode::NotPermitted => "NOT_PERMITTED",
             RefusalCode::NotEntitled => "NOT_ENTITLED",
+            RefusalCode::ManagedPolicyUnavailable => "MANAGED_POLICY_UNAVAILABLE",
         }
     }
 }
@@ -188,7 +197,14 @@ pub struct AssumeRolePlan {
     pub session_name: String,
     pub duration_seconds: u32,
     pub external_id: Option<String>,
+    /// The inline session policy.
     pub policy: Option<SessionPolicy>,
+    /// Managed session policies passed as `PolicyArns` (empty when none).
+    pub policy_arns: Vec<String>,
+    /// The documents behind `policy_arns`, in the same order (for explain and audit).
+    pub managed_policies: Vec<ManagedPolicy>,
+    /// Which part of the session went into which policy (for explain).
+    pub placements: Vec<Placement>,
     pub source_identity: Option<String>,
     pub tags: Vec<(String, String)>,
 }
@@ -312,7 +328,9 @@ impl Resolution<'_> {
             | RefusalCode::OverLimit
             | RefusalCode::NotPermitted
             | RefusalCode::NotEntitled => exit::REFUSED,
-            RefusalCode::CredentialsUnavailable => exit::CREDENTIALS,
+            RefusalCode::CredentialsUnavailable | RefusalCode::ManagedPolicyUnavailable => {
+                exit::CREDENTIALS
+            }
         };
         (
             tier,
@@ -486,6 +504,9 @@ impl Resolution<'_> {
                 duration_seconds: *duration_seconds,
                 external_id: external_id.clone(),
                 policy: None,
+                policy_arns: Vec::new(),
+                managed_policies: Vec::new(),
+                placements: Vec::new(),
                 source_identity: self.source_identity(),
                 tags: self.session_tags(),
             }),
@@ -565,27 +586,25 @@ impl Resolution<'_> {
             );
         };
 
-        let policy = policy::build(&self.policy_input(user));
+        let input = self.session_input(user);
+        let layout = input.layout();
         if user.data_planes.is_empty() {
             self.warnings.push(format!(
                 "user \"{}\" has no data planes; the session reaches only the platform folders",
                 ctx.user
             ));
         }
-        let over = if !policy.fits() {
-            Some(format!(
-                "the session policy is {} characters, over the {MAX_POLICY_CHARS} limit",
-                policy.chars()
-            ))
-        } else {
-            self.failure(Tier::SessionPolicy)
+        let over = match &layout {
+            Err(detail) => Some(detail.clone()),
+            Ok(_) => self
+                .failure(Tier::SessionPolicy)
                 .filter(|f| f.kind == FailureKind::PackedPolicyTooLarge)
                 .map(|f| {
                     format!(
                         "STS refused the session policy as too large when packed: {}",
                         f.message
                     )
-                })
+                }),
         };
         if let Some(detail) = over {
             if s.session_policy_over_limit == crate::model::FailureMode::Deny {
@@ -604,8 +623,35 @@ impl Resolution<'_> {
             self.skip(Tier::SessionPolicy, SkipReason::OverLimit, detail);
             return (Tier::Default, Some(DefaultReason::OverLimit), Plan::Ambient);
         }
+        let Ok(layout) = layout else {
+            // Unreachable: an Err layout is over the limit and returned above. Refusing
+            // is the answer that can never widen.
+            return Self::refuse(
+                Tier::SessionPolicy,
+                None,
+                RefusalCode::OverLimit,
+                "the session policy could not be laid out".into(),
+                "report this as a bug with the decision record".into(),
+            );
+        };
         if let Some(f) = self.failure(Tier::SessionPolicy) {
             // Falling back to default credentials here would widen the session.
+            if f.kind == FailureKind::ManagedPolicyRejected {
+                return Self::refuse(
+                    Tier::SessionPolicy,
+                    None,
+                    RefusalCode::ManagedPolicyUnavailable,
+                    format!(
+                        "STS rejected a managed session policy of this launch: {}",
+                        f.message
+                    ),
+                    format!(
+                        "run provisioner policies sync --config {} (IAM must hold the {} managed session policies this launch passes)",
+                        p.source,
+                        layout.managed.len()
+                    ),
+                );
+            }
             return Self::refuse(
                 Tier::SessionPolicy,
                 None,
@@ -623,33 +669,35 @@ impl Resolution<'_> {
                 session_name: session_name(&ctx.user),
                 duration_seconds: s.session_policy_duration,
                 external_id: None,
-                policy: Some(policy),
+                policy_arns: layout.policy_arns(),
+                policy: Some(layout.inline),
+                managed_policies: layout.managed,
+                placements: layout.placements,
                 source_identity: self.source_identity(),
                 tags: self.session_tags(),
             }),
         )
     }
 
-    fn policy_input(&mut self, user: &crate::model::User) -> PolicyInput {
+    /// What the user's session policies are built from; the per-user platform folders
+    /// are filled in for this launch (a `{workspace}` folder without a workspace is left
+    /// out, with a warning).
+    fn session_input(&mut self, user: &crate::model::User) -> SessionInput {
         let p = self.platform;
-        let mut s3: Vec<S3Location> = Vec::new();
-        let mut platform_folders = Vec::new();
-        let mut glue = Vec::new();
-        for dp in user
-            .data_planes
-            .iter()
-            .filter_map(|id| p.data_planes.get(id))
-        {
-            s3.extend(dp.s3.iter().cloned());
-            glue.extend(dp.glue_databases.iter().cloned());
-        }
+        let mut user_folders = Vec::new();
         if let Some(bucket) = &p.aws.platform_bucket {
             for folder in &p.settings.session_policy_platform_folders {
+                if !is_per_user_folder(folder) {
+                    continue;
+                }
                 match self.platform_folder(folder) {
-                    Some(prefix) => platform_folders.push(S3Location {
-                        bucket: bucket.clone(),
-                        prefix: format!("{prefix}/"),
-                    }),
+                    Some(prefix) => user_folders.push((
+                        folder.clone(),
+                        S3Location {
+                            bucket: bucket.clone(),
+                            prefix: format!("{prefix}/"),
+                        },
+                    )),
                     None => {
                         let why = if self.ctx.workspace.is_some() {
                             "the job flow does not scope by workspace"
@@ -663,15 +711,7 @@ impl Resolution<'_> {
                 }
             }
         }
-        PolicyInput {
-            partition: p.aws.partition().to_string(),
-            region: p.aws.region.clone(),
-            account_id: p.aws.account_id.clone(),
-            s3,
-            platform_folders,
-            glue_databases: glue,
-            bedrock: p.settings.session_policy_bedrock,
-        }
+        SessionInput::new(p, user, user_folders)
     }
 
     fn platform_folder(&self, folder: &str) -> Option<String> {

@@ -22,6 +22,10 @@ use crate::model::*;
 /// `SYN_PLATFORM_CONFIG` is unset.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/provisioner/platform.json";
 
+/// The IAM path managed session policies live under unless `aws.managed_policy_path`
+/// says otherwise.
+pub const DEFAULT_MANAGED_POLICY_PATH: &str = "/provisioner/";
+
 /// The 2,048-character limit and the 900..=43200 s range come from STS.
 pub const MIN_DURATION: u32 = 900;
 pub const MAX_DURATION: u32 = 43200;
@@ -90,6 +94,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("broker_min_remaining_seconds", "3600"),
     ("broker_max_connections_per_uid", "32"),
     ("broker_max_sessions_per_uid", "256"),
+    ("session_policy_managed", "auto"),
 ];
 
 /// Keys of the `aws` object. Each can be overridden by its upper-cased name too.
@@ -99,6 +104,7 @@ const AWS_KEYS: &[&str] = &[
     "session_policy_role_arn",
     "platform_bucket",
     "sts_endpoint",
+    "managed_policy_path",
 ];
 
 /// Names of every environment variable that can override a setting.
@@ -639,6 +645,22 @@ impl Validator<'_> {
             broker_max_connections_per_uid: number("broker_max_connections_per_uid", 1..=4096)?,
             broker_max_sessions_per_uid: number("broker_max_sessions_per_uid", 1..=65536)?,
             brokered: false,
+            session_policy_managed: {
+                let (v, from) = text("session_policy_managed")?;
+                match v.trim() {
+                    "auto" => ManagedMode::Auto,
+                    "always" => ManagedMode::Always,
+                    "never" => ManagedMode::Never,
+                    _ => {
+                        return Err(self.err(
+                            where_(&from),
+                            "session_policy_managed",
+                            format!("\"{v}\" is not a managed session policy mode"),
+                            "use \"auto\", \"always\" or \"never\"",
+                        ));
+                    }
+                }
+            },
         })
     }
 
@@ -736,12 +758,27 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let managed_policy_path = match get("managed_policy_path")? {
+            Some((p, from)) => {
+                check_iam_path(&p).map_err(|e| {
+                    self.err(
+                        entity(&from),
+                        "managed_policy_path",
+                        e,
+                        "use an IAM path such as /provisioner/ (starts and ends with /)",
+                    )
+                })?;
+                p
+            }
+            None => DEFAULT_MANAGED_POLICY_PATH.to_string(),
+        };
         Ok(AwsSettings {
             region,
             account_id,
             session_policy_role_arn,
             platform_bucket,
             sts_endpoint,
+            managed_policy_path,
         })
     }
 
@@ -1025,12 +1062,15 @@ impl Validator<'_> {
         let mut glue = Vec::new();
         for db in &raw.glue_databases {
             check_glue_database(db).map_err(|e| {
-                self.err(
-                    &entity,
-                    "glue_databases",
-                    e,
-                    "use the Glue database's exact name",
-                )
+                let fix = if db.bytes().any(|b| b.is_ascii_uppercase()) {
+                    format!(
+                        "write the name in lower case (\"{}\"), as Glue stores it",
+                        db.to_ascii_lowercase()
+                    )
+                } else {
+                    "use the Glue database's exact name".to_string()
+                };
+                self.err(&entity, "glue_databases", e, fix)
             })?;
             if !glue.contains(db) {
                 glue.push(db.clone());
@@ -1066,6 +1106,14 @@ impl Validator<'_> {
                 "platform_bucket",
                 "missing while session_policy_platform_folders is not empty",
                 "set aws.platform_bucket, or set session_policy_platform_folders to \"\"",
+            ));
+        }
+        if aws.account_id.is_none() && s.session_policy_managed == ManagedMode::Always {
+            return Err(self.err(
+                "aws",
+                "account_id",
+                "missing while session_policy_managed is \"always\"; managed policy ARNs need it",
+                "set aws.account_id to the 12-digit account id, or set session_policy_managed to \"auto\"",
             ));
         }
         if aws.account_id.is_none()
@@ -1117,6 +1165,28 @@ fn check_unix_name(n: &str) -> Result<(), String> {
         Err(format!(
             "\"{}\" is not a Unix name (1-32 of a-z, A-Z, 0-9, _ - ., not starting with -)",
             n.escape_default()
+        ))
+    }
+}
+
+/// IAM paths: `/`, or `/` + segments + `/`, at most 512 characters. Segments are held
+/// to IAM's name characters: the path also prefixes managed policy names.
+fn check_iam_path(p: &str) -> Result<(), String> {
+    if p == "/" {
+        return Ok(());
+    }
+    let inner = p.strip_prefix('/').and_then(|r| r.strip_suffix('/'));
+    let ok = p.len() <= 512
+        && inner.is_some_and(|i| {
+            i.split('/')
+                .all(|seg| !seg.is_empty() && seg.chars().all(is_iam_name_char))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{}\" is not an IAM path (/ or /segment/.../ of letters, digits and _+=,.@-, at most 512 characters)",
+            p.escape_default()
         ))
     }
 }

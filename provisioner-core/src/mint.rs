@@ -208,11 +208,17 @@ pub fn obtain_with(
                 }
                 return finish(decision, Some(credentials), notes, start);
             }
-            Err(e) => failures.push(Failure {
-                tier: decision.tier,
-                kind: failure_kind(decision.tier, &e),
-                message: e.text,
-            }),
+            Err(e) => {
+                let arns = decision
+                    .assume_role()
+                    .map(|a| a.policy_arns.as_slice())
+                    .unwrap_or_default();
+                failures.push(Failure {
+                    tier: decision.tier,
+                    kind: failure_kind(decision.tier, &e, arns),
+                    message: e.text,
+                })
+            }
         }
     }
 }
@@ -235,17 +241,56 @@ fn finish(
     }
 }
 
-fn failure_kind(tier: Tier, e: &CallError) -> FailureKind {
+fn failure_kind(tier: Tier, e: &CallError, policy_arns: &[String]) -> FailureKind {
     match tier {
         Tier::WorkspaceSa | Tier::RuntimeTemplateSa => FailureKind::ServiceAccount,
         Tier::SessionPolicy | Tier::Default => {
             if e.code.as_deref().is_some_and(is_packed_policy_too_large) {
                 FailureKind::PackedPolicyTooLarge
+            } else if rejects_managed_policy(
+                e.code.as_deref(),
+                e.sts_message.as_deref(),
+                policy_arns,
+            ) {
+                FailureKind::ManagedPolicyRejected
             } else {
                 FailureKind::SessionPolicyCredentials
             }
         }
     }
+}
+
+/// True when STS's answer rejects one of the managed session policies sent. AWS does not
+/// document the code for a `PolicyArns` entry that IAM does not hold; reported answers
+/// are `MalformedPolicyDocument` (and IAM's own `NoSuchEntity`) with a message naming
+/// the ARN ("Policy ARN does not exist or is not attachable"). Any of these, or any
+/// answer naming an ARN we sent, counts. Either way the launch is refused: this only
+/// chooses the fix the refusal prints.
+pub fn rejects_managed_policy(
+    code: Option<&str>,
+    message: Option<&str>,
+    policy_arns: &[String],
+) -> bool {
+    if policy_arns.is_empty() {
+        return false;
+    }
+    let message = message.unwrap_or_default();
+    matches!(code, Some("MalformedPolicyDocument" | "NoSuchEntity"))
+        || policy_arns.iter().any(|arn| message.contains(arn.as_str()))
+}
+
+/// `PolicyArns` as the SDK wants them; `None` (the parameter left out) when there are
+/// none, so requests without managed policies stay exactly as they were.
+fn policy_descriptors(arns: &[String]) -> Option<Vec<aws_sdk_sts::types::PolicyDescriptorType>> {
+    (!arns.is_empty()).then(|| {
+        arns.iter()
+            .map(|arn| {
+                aws_sdk_sts::types::PolicyDescriptorType::builder()
+                    .arn(arn)
+                    .build()
+            })
+            .collect()
+    })
 }
 
 /// STS's wire code is `PackedPolicyTooLarge`; some SDKs report it with an
@@ -485,6 +530,7 @@ impl Sts<'_> {
             .duration_seconds(i32::try_from(duration).unwrap_or(i32::MAX))
             .set_external_id(plan.external_id.clone())
             .set_policy(plan.policy.as_ref().map(|p| p.json().to_string()))
+            .set_policy_arns(policy_descriptors(&plan.policy_arns))
             .set_source_identity(plan.source_identity.clone());
         for (key, value) in &plan.tags {
             let tag = aws_sdk_sts::types::Tag::builder()

@@ -83,6 +83,30 @@ pub struct Settings {
     /// authenticated by the broker, and entitlement is strict (a workspace or runtime
     /// template holding a service account must list its users).
     pub brokered: bool,
+    /// `session_policy_managed`: when the session policy is split into managed session
+    /// policies passed as `PolicyArns` (see [`crate::policy::managed`]).
+    pub session_policy_managed: ManagedMode,
+}
+
+/// When a session-policy launch passes managed session policies (`PolicyArns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedMode {
+    /// The inline policy alone when it fits in 2,048 characters, else the managed layout.
+    Auto,
+    /// Always the managed layout.
+    Always,
+    /// Never: a policy that does not fit inline is over the limit.
+    Never,
+}
+
+impl ManagedMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedMode::Auto => "auto",
+            ManagedMode::Always => "always",
+            ManagedMode::Never => "never",
+        }
+    }
 }
 
 /// Where decision records are written.
@@ -100,6 +124,9 @@ pub struct AwsSettings {
     pub session_policy_role_arn: Option<RoleArn>,
     pub platform_bucket: Option<String>,
     pub sts_endpoint: Option<String>,
+    /// `managed_policy_path`: the IAM path every managed session policy lives under
+    /// (`/` or `/a/b/`).
+    pub managed_policy_path: String,
 }
 
 impl AwsSettings {
@@ -403,19 +430,26 @@ fn check_prefix(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Glue database names: letters, digits, underscores and hyphens, 1-255 characters.
+/// Glue database names: letters, digits, underscores and hyphens, 1-255 characters, in
+/// lower case. Glue folds a name to lower case when it stores it, and the case of the
+/// ARN it authorizes is not documented: a policy naming `database/Sales` might match
+/// nothing, or match only by accident.
 pub fn check_glue_database(name: &str) -> Result<(), String> {
-    if (1..=255).contains(&name.len())
+    let valid = (1..=255).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(format!(
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(format!(
             "Glue database name \"{name}\" is invalid (1-255 letters, digits, underscores, hyphens; no wildcards)"
-        ))
+        ));
     }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "Glue database name \"{name}\" has upper-case letters; Glue stores database names in lower case, and the case of the ARNs it authorizes is not documented"
+        ));
+    }
+    Ok(())
 }
 
 /// Ids of users, workspaces and runtime templates end up in session names, session

@@ -16,6 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::model::S3Location;
 
+pub mod managed;
+
+pub use managed::{
+    MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, ManagedPolicy, Placement, SessionInput,
+    SessionLayout, desired_managed_policies,
+};
+
 /// STS's limit on the plaintext of an inline session policy.
 pub const MAX_POLICY_CHARS: usize = 2048;
 
@@ -154,8 +161,45 @@ pub fn compact_locations(locations: &[S3Location]) -> Vec<S3Location> {
     kept
 }
 
-/// Builds the session policy for `input`.
+/// Builds the session policy for `input`. With nothing to allow it denies everything:
+/// an empty Statement list is not a valid policy, and no policy at all would leave the
+/// role's full permissions.
 pub fn build(input: &PolicyInput) -> SessionPolicy {
+    let mut statements = statements(input);
+    if statements.is_empty() {
+        statements.push(Statement {
+            effect: "Deny",
+            action: OneOrMany::One("*".into()),
+            resource: OneOrMany::One("*".into()),
+            condition: None,
+        });
+    }
+    finish(&statements)
+}
+
+/// The minified document of `statements`, with its digest.
+fn finish(statements: &[Statement]) -> SessionPolicy {
+    let json = serde_json::to_string(&Document {
+        version: "2012-10-17",
+        statement: statements,
+    })
+    .unwrap_or_default();
+    let sha256 = hex::encode(Sha256::digest(json.as_bytes()));
+    SessionPolicy { json, sha256 }
+}
+
+/// A one-statement policy that allows `action` on `resource` and nothing else.
+fn single_allow(action: &str, resource: String) -> SessionPolicy {
+    finish(&[Statement {
+        effect: "Allow",
+        action: OneOrMany::One(action.to_string()),
+        resource: OneOrMany::One(resource),
+        condition: None,
+    }])
+}
+
+/// The Allow statements for `input`, in document order (empty when nothing is allowed).
+fn statements(input: &PolicyInput) -> Vec<Statement> {
     let s3_arn = format!("arn:{}:s3:::", input.partition);
     let data = compact_locations(&input.s3);
     let folders: Vec<S3Location> = compact_locations(&input.platform_folders)
@@ -250,24 +294,7 @@ pub fn build(input: &PolicyInput) -> SessionPolicy {
         });
     }
 
-    if statements.is_empty() {
-        // Nothing to allow: an empty Statement list is not a valid policy, and no
-        // policy at all would leave the role's full permissions.
-        statements.push(Statement {
-            effect: "Deny",
-            action: OneOrMany::One("*".into()),
-            resource: OneOrMany::One("*".into()),
-            condition: None,
-        });
-    }
-
-    let json = serde_json::to_string(&Document {
-        version: "2012-10-17",
-        statement: &statements,
-    })
-    .unwrap_or_default();
-    let sha256 = hex::encode(Sha256::digest(json.as_bytes()));
-    SessionPolicy { json, sha256 }
+    statements
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct DecisionRecord {
     pub duration_seconds: Option<u32>,
     pub policy_chars: Option<usize>,
     pub policy_sha256: Option<String>,
+    /// Managed session policies passed as `PolicyArns` (empty when none).
+    pub policy_arns: Vec<String>,
     pub refused: Option<Refusal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration: Option<String>,
@@ -121,6 +123,7 @@ impl DecisionRecord {
             duration_seconds: ar.map(|a| a.duration_seconds),
             policy_chars: d.policy().map(|p| p.chars()),
             policy_sha256: d.policy().map(|p| p.sha256().to_string()),
+            policy_arns: ar.map(|a| a.policy_arns.clone()).unwrap_or_default(),
             refused: d.refusal().cloned(),
             expiration: None,
             elapsed_ms: None,
@@ -128,7 +131,8 @@ impl DecisionRecord {
         }
     }
 
-    /// The record as printed by `explain --json`: the same fields plus `policy`.
+    /// The record as printed by `explain --json`: the same fields plus `policy` (the
+    /// inline document) and `managed_policies` (ARN -> document).
     pub fn explain_value(d: &Decision) -> serde_json::Value {
         let mut v = serde_json::to_value(DecisionRecord::new(d)).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
@@ -137,6 +141,17 @@ impl DecisionRecord {
                 d.policy()
                     .map(|p| p.to_value())
                     .unwrap_or(serde_json::Value::Null),
+            );
+            let managed: serde_json::Map<String, serde_json::Value> = d
+                .assume_role()
+                .map(|a| a.managed_policies.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|m| (m.arn.clone(), m.to_value()))
+                .collect();
+            obj.insert(
+                "managed_policies".into(),
+                serde_json::Value::Object(managed),
             );
         }
         v

@@ -9,7 +9,9 @@ pub fn no_env(_: &str) -> Option<String> {
     None
 }
 
-/// A platform with one of everything, shaped by the switches.
+/// A platform with one of everything, shaped by the switches. Managed session policies
+/// are off, so that user "big" (twelve planes) is over the inline limit; the managed
+/// layout has its own tests (`managed_layout.rs`).
 pub struct Shape {
     pub session_policy: bool,
     pub over_limit_deny: bool,
@@ -30,7 +32,8 @@ pub fn platform(shape: &Shape) -> Platform {
   "settings": {{
     "syntasa_session_policy_enabled": "{sp}",
     "service_account_failure": "{saf}",
-    "session_policy_over_limit": "{ol}"
+    "session_policy_over_limit": "{ol}",
+    "session_policy_managed": "never"
   }},
   "aws": {{
     "region": "us-east-1", "account_id": "123456789012",

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use provisioner_core::context::{Flow, LaunchContext};
 use provisioner_core::decision::{Decision, Plan, Tier, resolve};
 use provisioner_core::model::Platform;
-use provisioner_core::policy::MAX_POLICY_CHARS;
+use provisioner_core::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exit, load};
 
@@ -285,6 +285,9 @@ pub fn report(platform: &Platform, d: &Decision) -> String {
             let _ = writeln!(out, "  - {w}");
         }
     }
+    if let Some(a) = d.assume_role().filter(|a| a.policy.is_some()) {
+        layout_report(&mut out, a);
+    }
     if let Some(p) = d.policy() {
         let _ = writeln!(out);
         let _ = writeln!(out, "session policy (sent minified; shown indented):");
@@ -293,5 +296,65 @@ pub fn report(platform: &Platform, d: &Decision) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
+    for m in d
+        .assume_role()
+        .map(|a| a.managed_policies.as_slice())
+        .unwrap_or_default()
+    {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "managed session policy {} (held in IAM; shown indented):",
+            m.arn
+        );
+        let pretty = serde_json::to_string_pretty(&m.to_value()).unwrap_or_default();
+        for line in pretty.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
+}
+
+/// Which statements went where, and the headroom of every limit STS and IAM set.
+fn layout_report(out: &mut String, a: &provisioner_core::decision::AssumeRolePlan) {
+    let Some(inline) = &a.policy else { return };
+    let arn_chars: usize = a.policy_arns.iter().map(String::len).sum();
+    let plaintext = inline.chars() + arn_chars;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "session policies (the session may do what the role allows and one of these allows):"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<44} {:>5} of {MAX_POLICY_CHARS} characters{}, {} left",
+        "inline",
+        plaintext,
+        if arn_chars > 0 {
+            format!(" (document {}, ARNs {arn_chars})", inline.chars())
+        } else {
+            String::new()
+        },
+        MAX_POLICY_CHARS.saturating_sub(plaintext)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<44} {:>5} of {MAX_POLICY_ARNS}, {} left",
+        "policy ARNs",
+        a.policy_arns.len(),
+        MAX_POLICY_ARNS.saturating_sub(a.policy_arns.len())
+    );
+    for m in &a.managed_policies {
+        let _ = writeln!(
+            out,
+            "  {:<44} {:>5} of {MAX_MANAGED_POLICY_CHARS} characters, {} left",
+            m.name,
+            m.chars(),
+            MAX_MANAGED_POLICY_CHARS.saturating_sub(m.chars())
+        );
+    }
+    let _ = writeln!(out, "  what went where:");
+    for p in &a.placements {
+        let _ = writeln!(out, "    - {:<60} -> {}", p.part, p.policy);
+    }
 }

@@ -74,6 +74,10 @@ class FakeSts:
             # A delayed answer to an earlier test's request is not this test's.
             self._state.generation += 1
 
+    def hold_policies(self, arns):
+        """From now on only these managed policy ARNs exist (None: any ARN is accepted)."""
+        self._post("/_control", {"mode": "ok", "policies": arns})
+
     def cue(self, mode, count=None, delay=None, rate=None):
         """The next `count` AssumeRole calls (all, without count) get `mode`."""
         cue = {"mode": mode}
@@ -98,6 +102,7 @@ class FakeSts:
                 "duration": int(q["params"].get("DurationSeconds", "0")),
                 "policy": q["params"].get("Policy"),
                 "external_id": q["params"].get("ExternalId"),
+                "policy_arns": fake_sts.policy_arns(q["params"]),
                 "mode": q["mode"],
             }
             for q in self.requests()

@@ -25,6 +25,9 @@ DOCUMENTED_FIELDS = {
     "role_arn", "session_name", "duration_seconds", "policy", "policy_chars", "policy_sha256",
 }
 TIERS = {"workspace_sa", "runtime_template_sa", "session_policy", "default"}
+# The tables below are about the inline policy alone (bob's is over 2,048 characters);
+# test_managed_policies.py covers the managed layout that scopes bob by default.
+INLINE_ONLY = {"SESSION_POLICY_MANAGED": "never"}
 
 
 def minified(doc):
@@ -97,7 +100,8 @@ def matrix_id(case):
 def test_explain_matrix_over_the_example_platform(provisioner, context, expected):
     user, workspace, runtime_template, flow = context
     tier, reason, role_arn, duration, skipped = expected
-    d, r = provisioner.explain(EXAMPLE, user, workspace=workspace, runtime_template=runtime_template, flow=flow)
+    d, r = provisioner.explain(EXAMPLE, user, workspace=workspace, runtime_template=runtime_template, flow=flow,
+                               env=INLINE_ONLY)
     assert r.returncode == 0, r.stderr
     check_shape(d)
     assert (d["flow"], d["user"], d["workspace"], d["runtime_template"]) == (
@@ -120,7 +124,7 @@ def test_job_flow_says_the_workspace_service_account_was_ignored(provisioner):
 
 
 def test_over_limit_warns_with_the_size(provisioner):
-    d, _ = provisioner.explain(EXAMPLE, "bob")
+    d, _ = provisioner.explain(EXAMPLE, "bob", env=INLINE_ONLY)
     assert (d["tier"], d["reason"]) == ("default", "OVER_LIMIT")
     assert any("2048" in w or "2,048" in w for w in d["warnings"]), d["warnings"]
 

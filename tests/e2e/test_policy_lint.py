@@ -266,7 +266,8 @@ def test_every_data_plane_count_that_fits_passes_lint(provisioner, tmp_path, pro
     # 1..N data planes (each its own bucket and prefix, with or without a Glue database)
     # until the policy no longer fits in 2,048 characters; every size that fits must lint
     # clean, and the first that does not must fall back as OVER_LIMIT.
-    settings = dict(SWEEPS[profile])
+    # The inline policy alone: managed session policies would scope every size.
+    settings = {"session_policy_managed": "never", **SWEEPS[profile]}
     glue = settings.pop("glue", True)
     fitted = 0
     for n in range(1, 40):
@@ -284,6 +285,23 @@ def test_every_data_plane_count_that_fits_passes_lint(provisioner, tmp_path, pro
         fitted = n
     assert fitted >= 1, f"{profile}: not even one data plane fits in a session policy"
     assert fitted < 39, f"{profile}: the policy never went over the limit; the size check is not working"
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 10, 40])
+def test_managed_session_policies_pass_lint(provisioner, tmp_path, n):
+    # The managed layout for realistic users: the inline policy and every managed policy
+    # document (platform, one per plane, bundles of planes) lint clean.
+    from capacity_support import capacity_platform
+
+    config = write_platform(tmp_path / "capacity.json",
+                            capacity_platform(n, settings={"session_policy_managed": "always"}))
+    decision, r = provisioner.explain(config, "alice.smith", workspace="ws-marketing")
+    assert r.returncode == 0, r.stderr
+    assert decision["tier"] == "session_policy" and decision["policy_arns"], decision
+    documents = {"inline": decision["policy"], **decision["managed_policies"]}
+    for name, doc in documents.items():
+        bad = unexpected(lint(doc))
+        assert not bad, f"{n} planes, {name}:\n{describe(bad)}"
 
 
 def test_examples_platform_policies_pass_lint(provisioner):

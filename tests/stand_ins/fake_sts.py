@@ -11,9 +11,15 @@ check signatures: identity and trust are moto's and radosgw's job in other tests
 Usage: fake_sts.py --port PORT [--mode MODE] [--count N] [--delay S] [--rate R]
 
 Control while running (loopback only):
-  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R}
-  GET  /_requests  every request received: action, params (Policy included), time
-  POST /_reset     clears the request log and sets mode "ok"
+  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...]}
+  GET  /_requests  every request received: action, params (Policy and PolicyArns.member.N.arn
+                   included), time
+  POST /_reset     clears the request log, sets mode "ok" and forgets the policy list
+
+Managed session policies: once `policies` lists the ARNs IAM holds, an AssumeRole whose
+PolicyArns names any other ARN is rejected as STS rejects it (400, Sender,
+MalformedPolicyDocument, "Policy ARN does not exist or is not attachable."); without a
+list every ARN is accepted, as moto does.
 
 Modes: ok, delay (answer after S seconds), hang (never answer), reset (close the
 connection without answering), 500, 503, throttle (400 Throttling), malformed (200 with
@@ -58,6 +64,8 @@ class State:
         self.rate = rate
         self.requests = []
         self.recent = []
+        # ARNs of the managed policies "IAM" holds; None accepts any.
+        self.policies = None
 
     def take_mode(self):
         """The mode for this AssumeRole, consuming one from `count`."""
@@ -106,6 +114,16 @@ def assume_role_xml(params):
   </ResponseMetadata>
 </AssumeRoleResponse>
 """
+
+
+def policy_arns(params):
+    """The PolicyArns of an AssumeRole, in order (`PolicyArns.member.N.arn`, N from 1)."""
+    arns = []
+    n = 1
+    while f"PolicyArns.member.{n}.arn" in params:
+        arns.append(params[f"PolicyArns.member.{n}.arn"])
+        n += 1
+    return arns
 
 
 def error_xml(kind, code, message):
@@ -158,10 +176,13 @@ def make_handler(state):
                     state.count = cue.get("count")
                     state.delay = float(cue.get("delay", state.delay))
                     state.rate = float(cue.get("rate", state.rate))
+                    if "policies" in cue:
+                        state.policies = cue["policies"]
                 return self.send_body(200, "{}", "application/json")
             if self.path == "/_reset":
                 with state.lock:
                     state.mode, state.count, state.requests, state.recent = "ok", None, [], []
+                    state.policies = None
                 return self.send_body(200, "{}", "application/json")
 
             params = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
@@ -191,6 +212,12 @@ def make_handler(state):
             elif mode in ERRORS:
                 status, kind, code, message = ERRORS[mode]
                 return self.send_body(status, error_xml(kind, code, message))
+            with state.lock:
+                known = state.policies
+            missing = [arn for arn in policy_arns(params) if known is not None and arn not in known]
+            if missing:
+                return self.send_body(400, error_xml(
+                    "Sender", "MalformedPolicyDocument", f"Policy {missing[0]} does not exist or is not attachable."))
             return self.send_body(200, assume_role_xml(params))
 
     return Handler

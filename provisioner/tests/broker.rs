@@ -1,0 +1,865 @@
+//! `provisioner serve` end to end with real Unix users: the real binary as the broker,
+//! the real binary as the launcher running under other uids, a recording stand-in STS
+//! (tests/stand_ins/fake_sts.py, STS's wire format) to count AssumeRole calls.
+//!
+//! These tests create system users (`synbrk-*`), so they need root; as another user
+//! they skip and say how to run them. They send traffic only to loopback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use provisioner_core::broker::client;
+use provisioner_core::broker::protocol::{self, Answer, Op, WireContext};
+use provisioner_core::context::Flow;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
+const BASE_KEY: &str = "AKIABROKERBASEKEY";
+const BASE_SECRET: &str = "broker-base-secret-never-handed-out";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Root is needed to create users and to run the launcher as them.
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!(
+                "skipped: this test creates Unix users and runs the launcher as them; run `cargo test -p provisioner --test broker` as root"
+            );
+            return;
+        }
+    };
+}
+
+struct Users {
+    alice: (u32, u32),
+    bob: (u32, u32),
+    runner: (u32, u32),
+}
+
+const ALICE: &str = "synbrk-alice";
+const BOB: &str = "synbrk-bob";
+const RUNNER: &str = "synbrk-runner";
+const GROUP: &str = "synbrk-analysts";
+
+fn ids(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id").args([flag, name]).output().ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+fn users() -> &'static Users {
+    static U: OnceLock<Users> = OnceLock::new();
+    U.get_or_init(|| {
+        if Command::new("getent")
+            .args(["group", GROUP])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            let _ = Command::new("groupadd").args(["--system", GROUP]).status();
+        }
+        for name in [ALICE, BOB, RUNNER] {
+            if ids(name).is_none() {
+                let st = Command::new("useradd")
+                    .args([
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        name,
+                    ])
+                    .status()
+                    .expect("useradd");
+                assert!(st.success(), "useradd {name}");
+            }
+        }
+        // bob is an analyst; alice is not.
+        let _ = Command::new("usermod")
+            .args(["-a", "-G", GROUP, BOB])
+            .status();
+        Users {
+            alice: ids(ALICE).expect("alice"),
+            bob: ids(BOB).expect("bob"),
+            runner: ids(RUNNER).expect("runner"),
+        }
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// tests/stand_ins/fake_sts.py on a loopback port; killed on drop.
+struct FakeSts {
+    child: Child,
+    port: u16,
+}
+
+impl FakeSts {
+    fn start() -> FakeSts {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/stand_ins/fake_sts.py");
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(&script)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the stand-in STS");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "stand-in STS did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FakeSts { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The AssumeRole requests received so far (form parameters).
+    fn assume_roles(&self) -> Vec<BTreeMap<String, String>> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(s, "GET /_requests HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        let v: Vec<Value> = serde_json::from_str(body).expect("request log");
+        v.into_iter()
+            .filter(|r| r["action"] == "AssumeRole")
+            .map(|r| serde_json::from_value(r["params"].clone()).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for FakeSts {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A platform file for the tests: session policy on, alice and bob with planes.
+fn platform(sts: Option<&str>, extra: Value) -> Value {
+    let mut p = json!({
+        "settings": {
+            "syntasa_session_policy_enabled": "true",
+            "sts_deadline_seconds": "10",
+            "broker_min_remaining_seconds": "900"
+        },
+        "aws": {
+            "region": "us-east-1",
+            "account_id": "123456789012",
+            "session_policy_role_arn": "arn:aws:iam::123456789012:role/PlatformInfraRole",
+            "platform_bucket": "acme-platform",
+            "sts_endpoint": sts.unwrap_or("http://127.0.0.1:9")
+        },
+        "service_accounts": [
+            {"id": "sa-fin", "role_arn": "arn:aws:iam::123456789012:role/Finance"}
+        ],
+        "workspaces": [
+            {"id": "ws-fin", "service_account": "sa-fin", "users": [BOB]},
+            {"id": "ws-unlisted", "service_account": "sa-fin"},
+            {"id": "ws-all", "service_account": "sa-fin", "users": ["*"]},
+            {"id": "ws-plain"}
+        ],
+        "data_planes": [
+            {"id": "dp-a", "s3": ["s3://acme-data/alice/"]},
+            {"id": "dp-b", "s3": ["s3://acme-data/bob/"]}
+        ],
+        "users": [
+            {"id": ALICE, "data_planes": ["dp-a"]},
+            {"id": BOB, "data_planes": ["dp-b"]}
+        ]
+    });
+    merge(&mut p, extra);
+    p
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// A running `provisioner serve` in its own 0755 directory; killed on drop.
+struct Broker {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    fn start(platform: &Value) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.path().join("platform.json"), platform.to_string()).unwrap();
+        let mut b = Broker {
+            child: None,
+            socket: dir.path().join("broker.sock"),
+            log: dir.path().join("broker.log"),
+            dir,
+        };
+        b.spawn();
+        b
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("platform.json")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(self.config())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state")
+            .arg(self.state())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("AWS_ACCESS_KEY_ID", BASE_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the broker");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not start: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "broker did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the log has `needle` (after a signal).
+    fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ctx(user: Option<&str>, workspace: Option<&str>) -> WireContext {
+    WireContext {
+        user: user.map(str::to_string),
+        workspace: workspace.map(str::to_string),
+        runtime_template: None,
+        flow: Flow::Notebook,
+        job_id: None,
+    }
+}
+
+/// One raw request from this process (root).
+fn ask(socket: &Path, op: Op, c: WireContext) -> Answer {
+    client::call(socket, &client::request(op, c)).expect("an answer")
+}
+
+/// Writes raw bytes, then reads one framed answer (None if the broker closed without one).
+fn raw(socket: &Path, bytes: &[u8], shutdown_write: bool) -> Option<Answer> {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).unwrap();
+    if shutdown_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let body = protocol::read_frame(&mut s, protocol::MAX_ANSWER_BYTES).ok()?;
+    protocol::decode_answer(&body).ok()
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    protocol::write_frame(&mut v, body).unwrap();
+    v
+}
+
+fn code(a: &Answer) -> &str {
+    a.error.as_ref().map(|e| e.code.as_str()).unwrap_or("")
+}
+
+/// Runs the launcher as a Unix user: `provisioner kernel --broker S ARGS -- env`.
+fn kernel_as(uid: (u32, u32), socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = as_user(uid);
+    c.arg(BIN)
+        .arg("kernel")
+        .arg("--broker")
+        .arg(socket)
+        .args(args)
+        .args(["--", "/usr/bin/env"]);
+    c.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", "/");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run the launcher")
+}
+
+/// A command that runs its arguments as `uid` with only that user's primary group
+/// (setpriv from util-linux drops root's supplementary groups too).
+fn as_user(uid: (u32, u32)) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", uid.0))
+        .arg(format!("--regid={}", uid.1))
+        .arg("--clear-groups")
+        .arg("--");
+    c
+}
+
+fn env_of(o: &Output) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn malformed_oversized_slow_and_half_closed_requests_get_one_line_errors_while_others_are_served() {
+    require_root!();
+    let b = Broker::start(&platform(
+        None,
+        json!({"settings": {"syntasa_session_policy_enabled": "false"}}),
+    ));
+    // A slow client: half a header, then silence.
+    let mut slow = UnixStream::connect(&b.socket).unwrap();
+    slow.write_all(&[0, 0]).unwrap();
+    let slow_started = Instant::now();
+
+    // Meanwhile everyone else is served at once.
+    let t = Instant::now();
+    let a = ask(&b.socket, Op::Explain, ctx(None, None));
+    assert!(a.ok, "{a:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "served in {:?}",
+        t.elapsed()
+    );
+
+    let cases: Vec<(Vec<u8>, bool, &str)> = vec![
+        (frame(b"{not json"), false, "MALFORMED_REQUEST"),
+        (frame(b"\xff\xfe\x00"), false, "MALFORMED_REQUEST"),
+        (
+            frame(br#"{"version":1,"op":"steal","context":{"flow":"notebook"}}"#),
+            false,
+            "MALFORMED_REQUEST",
+        ),
+        (
+            frame(br#"{"version":7,"op":"launch"}"#),
+            false,
+            "UNSUPPORTED_VERSION",
+        ),
+        (
+            ((protocol::MAX_REQUEST_BYTES + 1).to_be_bytes()).to_vec(),
+            false,
+            "REQUEST_TOO_LARGE",
+        ),
+        (
+            {
+                let mut v = 100u32.to_be_bytes().to_vec();
+                v.extend_from_slice(b"{\"version\":1");
+                v
+            },
+            true,
+            "INCOMPLETE_REQUEST",
+        ),
+        (vec![0, 0], true, "INCOMPLETE_REQUEST"),
+    ];
+    for (bytes, half_close, want) in cases {
+        let a =
+            raw(&b.socket, &bytes, half_close).unwrap_or_else(|| panic!("no answer for {want}"));
+        assert!(!a.ok);
+        assert_eq!(code(&a), want, "{a:?}");
+        let msg = &a.error.as_ref().unwrap().message;
+        assert!(!msg.contains('\n') && !msg.is_empty(), "{msg}");
+    }
+    // The slow client is cut off at the deadline with an answer, and the broker lives on.
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let body = protocol::read_frame(&mut slow, protocol::MAX_ANSWER_BYTES)
+        .expect("answer to the slow client");
+    let a = protocol::decode_answer(&body).unwrap();
+    assert_eq!(code(&a), "REQUEST_TIMEOUT");
+    let waited = slow_started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert!(ask(&b.socket, Op::Explain, ctx(None, None)).ok);
+}
+
+#[test]
+fn users_launch_as_themselves_and_claims_of_another_user_are_refused() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start();
+    let b = Broker::start(&platform(Some(&sts.url()), json!({})));
+
+    // alice as herself: scoped credentials, her session name, her record.
+    let o = kernel_as(u.alice, &b.socket, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env = env_of(&o);
+    assert!(env["AWS_ACCESS_KEY_ID"].starts_with("ASIA"), "{env:?}");
+    assert_ne!(env["AWS_ACCESS_KEY_ID"], BASE_KEY);
+    assert_eq!(env["AWS_REGION"], "us-east-1");
+    assert!(
+        env["SYN_PROVISIONED"].contains(&format!("user={ALICE}")),
+        "{env:?}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(BASE_SECRET));
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["RoleSessionName"], ALICE);
+    assert!(
+        calls[0]["Policy"].contains("acme-data/alice/"),
+        "{:?}",
+        calls[0]
+    );
+    let log = b.log_text();
+    assert!(
+        log.contains(&format!("uid={} ", u.alice.0))
+            && log.contains(&format!("\"authenticated_user\":\"{ALICE}\"")),
+        "{log}"
+    );
+
+    // Every way of claiming bob fails, and nothing is minted for it.
+    for (args, env) in [
+        (vec!["--user", BOB], vec![]),
+        (vec![], vec![("SYN_USER", BOB)]),
+        (vec![], vec![("KERNEL_USERNAME", BOB)]),
+        (vec![], vec![("JUPYTERHUB_USER", BOB)]),
+    ] {
+        let o = kernel_as(u.alice, &b.socket, &args, &env);
+        assert_eq!(o.status.code(), Some(3), "{args:?} {env:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "the program must not run");
+        assert!(stderr(&o).contains("NOT_PERMITTED"), "{}", stderr(&o));
+    }
+    assert_eq!(
+        sts.assume_roles().len(),
+        1,
+        "no AssumeRole for refused claims"
+    );
+    // The refusal names both identities in the broker's log.
+    assert!(
+        b.log_text()
+            .contains(&format!("login={ALICE} authenticated=- claimed={BOB}")),
+        "{}",
+        b.log_text()
+    );
+
+    // The record names the caller: uid, pid, claimed and authenticated user.
+    let o = kernel_as(u.bob, &b.socket, &["--user", BOB], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rec: Value = stderr(&o)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("the record on stderr");
+    assert_eq!(rec["user"], BOB);
+    assert_eq!(rec["caller"]["uid"], u.bob.0);
+    assert_eq!(rec["caller"]["claimed_user"], BOB);
+    assert_eq!(rec["caller"]["authenticated_user"], BOB);
+    assert!(rec["caller"]["pid"].as_i64().unwrap() > 1);
+}
+
+#[test]
+fn proxy_users_act_only_for_the_users_and_groups_listed() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start();
+    let b = Broker::start(&platform(
+        Some(&sts.url()),
+        json!({"proxy_users": [{"unix_user": RUNNER, "users": [ALICE], "groups": [GROUP]}]}),
+    ));
+    // Listed user.
+    let o = kernel_as(u.runner, &b.socket, &["--user", ALICE], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env_of(&o)["SYN_PROVISIONED"].contains(&format!("user={ALICE}")));
+    let rec: Value = stderr(&o)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    assert_eq!(rec["caller"]["proxied"], true);
+    assert_eq!(rec["caller"]["unix_user"], RUNNER);
+    // Member of a listed group.
+    let o = kernel_as(u.runner, &b.socket, &["--user", BOB], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env_of(&o)["SYN_PROVISIONED"].contains(&format!("user={BOB}")));
+
+    // Without the group, bob is out of reach; and alice is no proxy at all.
+    let b2 = Broker::start(&platform(
+        Some(&sts.url()),
+        json!({"proxy_users": [{"unix_user": RUNNER, "users": [ALICE]}]}),
+    ));
+    let o = kernel_as(u.runner, &b2.socket, &["--user", BOB], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("may not act for"), "{}", stderr(&o));
+    let o = kernel_as(u.alice, &b2.socket, &["--user", BOB], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    // Root is no exception.
+    let a = ask(&b2.socket, Op::Launch, ctx(Some(ALICE), None));
+    assert_eq!(code(&a), "NOT_PERMITTED", "{a:?}");
+}
+
+#[test]
+fn workspaces_admit_only_their_users_and_unlisted_service_accounts_are_closed() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start();
+    let b = Broker::start(&platform(Some(&sts.url()), json!({})));
+    let o = kernel_as(u.alice, &b.socket, &["--workspace", "ws-fin"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("NOT_ENTITLED") && stderr(&o).contains("ws-fin"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kernel_as(u.alice, &b.socket, &["--workspace", "ws-unlisted"], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("lists no users"), "{}", stderr(&o));
+    assert!(sts.assume_roles().is_empty(), "nothing minted for refusals");
+
+    let o = kernel_as(u.bob, &b.socket, &["--workspace", "ws-fin"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kernel_as(u.alice, &b.socket, &["--workspace", "ws-all"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let roles: Vec<String> = sts
+        .assume_roles()
+        .iter()
+        .map(|r| r["RoleArn"].clone())
+        .collect();
+    assert_eq!(roles, vec!["arn:aws:iam::123456789012:role/Finance"; 2]);
+    // A workspace without a service account needs no list.
+    let o = kernel_as(u.alice, &b.socket, &["--workspace", "ws-plain"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Explain through the broker shows the same refusal and exits 3.
+    let o = as_user(u.alice)
+        .arg(BIN)
+        .args(["explain", "--json", "--workspace", "ws-fin", "--broker"])
+        .arg(&b.socket)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["refused"]["code"], "NOT_ENTITLED");
+    assert_eq!(v["caller"]["uid"], u.alice.0);
+}
+
+#[test]
+fn the_default_tier_and_admin_bypass_hand_out_nothing() {
+    require_root!();
+    let u = users();
+    let b = Broker::start(&platform(
+        None,
+        json!({"settings": {"syntasa_session_policy_enabled": "false"}}),
+    ));
+    let o = kernel_as(u.alice, &b.socket, &[], &[("KEEP", "me")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env = env_of(&o);
+    assert!(!env.contains_key("AWS_ACCESS_KEY_ID"), "{env:?}");
+    assert_eq!(env["KEEP"], "me");
+    assert!(env["SYN_PROVISIONED"].starts_with("tier=default"));
+    let a = ask(&b.socket, Op::Launch, ctx(None, None));
+    assert!(a.ok && a.credentials.is_none(), "{a:?}");
+    let text = serde_json::to_string(&a).unwrap();
+    assert!(!text.contains(BASE_KEY) && !text.contains(BASE_SECRET));
+
+    let admin = Broker::start(&platform(
+        None,
+        json!({"users": [{"id": ALICE, "system_admin": true}, {"id": BOB}]}),
+    ));
+    let o = kernel_as(u.alice, &admin.socket, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!env_of(&o).contains_key("AWS_ACCESS_KEY_ID"));
+    assert!(stderr(&o).contains("ADMIN_BYPASS"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_burst_of_200_launches_for_50_users_makes_at_most_50_assume_role_calls() {
+    require_root!();
+    let sts = FakeSts::start();
+    let names: Vec<String> = (0..50).map(|i| format!("user{i:02}")).collect();
+    let mut users: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"id": n, "data_planes": ["dp-a"]}))
+        .collect();
+    users.extend([json!({"id": ALICE}), json!({"id": BOB})]);
+    let b = Broker::start(&platform(
+        Some(&sts.url()),
+        json!({
+            "users": users,
+            "proxy_users": [{"unix_user": "root", "users": ["*"]}],
+            "settings": {"broker_max_connections_per_uid": "512", "broker_max_sessions_per_uid": "1000"}
+        }),
+    ));
+    let socket = b.socket.clone();
+    let answers: Vec<(String, Answer)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..200)
+            .map(|i| {
+                let name = names[i % 50].clone();
+                let socket = socket.clone();
+                s.spawn(move || {
+                    let a = ask(&socket, Op::Launch, ctx(Some(&name), None));
+                    (name, a)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let calls = sts.assume_roles();
+    assert!(calls.len() <= 50, "{} AssumeRole calls", calls.len());
+    let sessions: BTreeSet<&str> = calls
+        .iter()
+        .map(|c| c["RoleSessionName"].as_str())
+        .collect();
+    assert_eq!(sessions.len(), calls.len(), "one call per user");
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, a) in &answers {
+        assert!(a.ok, "{a:?}");
+        let rec = a.record.as_ref().unwrap();
+        assert_eq!(rec["user"], name.as_str());
+        assert_eq!(rec["session_name"], name.as_str());
+        assert_eq!(rec["tier"], "session_policy");
+        let c = a.credentials.as_ref().expect("credentials");
+        keys.entry(name.clone())
+            .or_default()
+            .insert(c.access_key_id.clone());
+    }
+    // Every user got exactly one set of credentials, and nobody got another's.
+    assert_eq!(keys.len(), 50);
+    assert!(keys.values().all(|k| k.len() == 1), "{keys:?}");
+    let all: BTreeSet<&String> = keys.values().flatten().collect();
+    assert_eq!(all.len(), 50);
+    eprintln!(
+        "burst: 200 launches, 50 users, {} AssumeRole calls",
+        calls.len()
+    );
+}
+
+#[test]
+fn sighup_reloads_drops_changed_decisions_and_keeps_the_old_file_when_the_new_one_is_bad() {
+    require_root!();
+    let sts = FakeSts::start();
+    let mut p = platform(
+        Some(&sts.url()),
+        json!({"proxy_users": [{"unix_user": "root", "users": ["*"]}]}),
+    );
+    let b = Broker::start(&p);
+    for who in [ALICE, BOB] {
+        assert!(ask(&b.socket, Op::Launch, ctx(Some(who), None)).ok);
+    }
+    assert!(ask(&b.socket, Op::Launch, ctx(Some(ALICE), None)).ok);
+    assert_eq!(
+        sts.assume_roles().len(),
+        2,
+        "the second alice launch is a cache hit"
+    );
+
+    // alice moves to bob's plane: her cached credentials are dropped, bob's stay.
+    p["users"][0]["data_planes"] = json!(["dp-b"]);
+    std::fs::write(b.config(), p.to_string()).unwrap();
+    b.signal("HUP");
+    b.wait_log("1 cached credentials dropped");
+    let a = ask(&b.socket, Op::Launch, ctx(Some(ALICE), None));
+    assert!(a.ok);
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls[2]["Policy"].contains("acme-data/bob/")
+            && !calls[2]["Policy"].contains("acme-data/alice/")
+    );
+    assert!(ask(&b.socket, Op::Launch, ctx(Some(BOB), None)).ok);
+    assert_eq!(sts.assume_roles().len(), 3, "bob's decision did not change");
+
+    // A broken file: logged, and the broker keeps deciding with the last good one.
+    std::fs::write(b.config(), "{ not json").unwrap();
+    b.signal("HUP");
+    b.wait_log("keeping the platform file loaded before");
+    let a = ask(&b.socket, Op::Explain, ctx(Some(ALICE), None));
+    assert!(a.ok);
+    assert!(
+        a.record.unwrap()["policy"]
+            .to_string()
+            .contains("acme-data/bob/")
+    );
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_removes_the_socket() {
+    require_root!();
+    let mut b = Broker::start(&platform(None, json!({})));
+    b.signal("TERM");
+    let st = b.wait_exit();
+    assert_eq!(st.code(), Some(0), "{}", b.log_text());
+    assert!(!b.socket.exists());
+}
+
+#[test]
+fn a_broker_killed_with_sigkill_knows_its_live_sessions_after_a_restart_and_stores_no_secret() {
+    require_root!();
+    let sts = FakeSts::start();
+    let mut b = Broker::start(&platform(
+        Some(&sts.url()),
+        json!({"proxy_users": [{"unix_user": "root", "users": ["*"]}], "settings": {"broker_max_sessions_per_uid": "3"}}),
+    ));
+    // This test process is the launched process: it stays alive.
+    let a = ask(&b.socket, Op::Launch, ctx(Some(ALICE), None));
+    assert!(a.ok, "{a:?}");
+    let secret = a.credentials.as_ref().unwrap().secret_access_key.clone();
+    let session_token = a
+        .credentials
+        .as_ref()
+        .unwrap()
+        .session_token
+        .clone()
+        .unwrap();
+    let ticket = a.session.clone().expect("a session");
+
+    b.signal("KILL");
+    let _ = b.wait_exit();
+    assert!(b.socket.exists(), "SIGKILL leaves the socket behind");
+    b.spawn();
+    b.wait_log("1 live sessions known");
+
+    // The database holds the token's hash, never the token or a credential.
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(b.state()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let hay = String::from_utf8_lossy(&bytes);
+    for needle in [
+        secret.as_str(),
+        session_token.as_str(),
+        ticket.token.as_str(),
+        BASE_SECRET,
+    ] {
+        assert!(!hay.contains(needle), "the state holds a secret");
+    }
+    assert!(
+        hay.contains(&ticket.id),
+        "the state holds the session's hash"
+    );
+    let mode = std::fs::metadata(b.state()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+
+    // Per-uid session limit: 3 live sessions for this uid, the fourth is refused.
+    assert!(ask(&b.socket, Op::Launch, ctx(Some(ALICE), None)).ok);
+    assert!(ask(&b.socket, Op::Launch, ctx(Some(ALICE), None)).ok);
+    let a = ask(&b.socket, Op::Launch, ctx(Some(ALICE), None));
+    assert_eq!(code(&a), "TOO_MANY_SESSIONS", "{a:?}");
+}
+
+#[test]
+fn the_broker_refuses_to_start_on_a_socket_directory_others_can_write() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        platform(None, json!({})).to_string(),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("p.json"))
+        .arg("--socket")
+        .arg(dir.path().join("s.sock"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("writable by group or others") && e.contains("chmod go-w"),
+        "{e}"
+    );
+    assert!(!dir.path().join("s.sock").exists());
+}
