@@ -12,6 +12,7 @@ runner may act for.
 """
 
 import json
+import subprocess
 
 import pytest
 
@@ -41,6 +42,8 @@ def stack(rgw, world, unix_users, tmp_path_factory):
 
 
 def submit(bw, as_user, for_user, own, other, broker_flag=True):
+    """Starts spark-submit-wrap as `as_user` for `for_user`; returns a function that
+    waits for it and returns (exit code, stderr, the job's RESULT or None)."""
     world = bw.world
     params = {"bucket": bw.bucket, "own_prefix": f"plane-{own}/", "other_prefix": f"plane-{other}/"}
     argv = [world.wrap]
@@ -53,20 +56,33 @@ def submit(bw, as_user, for_user, own, other, broker_flag=True):
     else:
         env["SYN_BROKER_SOCKET"] = str(bw.broker.socket)
     argv += [*SPARK_CONF, world.lib / "user_spark_job.py", json.dumps(params)]
-    r = world.users.run_as(as_user, argv, env=env, timeout=240)
-    result = None
-    for line in r.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
-    return r, result
+    proc = world.users.popen_as(as_user, argv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def wait():
+        try:
+            out, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        result = None
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+        return proc.returncode, err, result
+
+    return wait
 
 
 def test_runner_jobs_get_each_users_scope(stack):
     bw, u, runner, _ = stack
+    # Both jobs at once, as a job runner's workers would submit them.
+    waits = {own: submit(bw, runner, u[own], own, other, broker_flag=flag)
+             for own, other, flag in (("a", "b", True), ("b", "a", False))}
     seen = {}
-    for own, other, flag in (("a", "b", True), ("b", "a", False)):
-        r, result = submit(bw, runner, u[own], own, other, broker_flag=flag)
-        assert r.returncode == 0 and result, (r.returncode, r.stderr[-4000:], bw.broker.log()[-2000:])
+    for own, wait in waits.items():
+        rc, err, result = wait()
+        assert rc == 0 and result, (rc, err[-4000:], bw.broker.log()[-2000:])
         seen[own] = result
     for own in ("a", "b"):
         s = seen[own]
@@ -92,8 +108,8 @@ def test_acting_for_a_user_without_a_grant_is_refused(stack, who):
         "runner_for_c": (runner, u["c"], "c", "a"),
         "a_for_b": (u["a"], u["b"], "b", "a"),
     }[who]
-    r, result = submit(bw, as_user, for_user, own, other)
+    rc, err, result = submit(bw, as_user, for_user, own, other)()
     assert result is None, f"spark-submit ran for {who}: {result}"
-    assert r.returncode == 3, (r.returncode, r.stderr[-3000:])
+    assert rc == 3, (rc, err[-3000:])
     # The refusal says who may not act for whom.
-    assert for_user.name in r.stderr or as_user.name in r.stderr, r.stderr[-3000:]
+    assert for_user.name in err or as_user.name in err, err[-3000:]
