@@ -2,7 +2,10 @@
 
 Servers run on 127.0.0.1 with free ports and are stopped at the end of the session, also
 when tests fail. A missing binary or server is a test error, never a skip: a suite that
-silently skips proves nothing.
+silently skips proves nothing. The one exception: the tests with real Unix users need root
+(to create the users) and the users' virtualenv; outside scripts/test they are skipped with
+the reason and how to run them, under scripts/test (PROVISIONER_E2E=1) a missing
+virtualenv fails them (harness/users.py).
 """
 
 import tempfile

@@ -20,7 +20,6 @@ create a file another user can write in a directory a user process trusts, or ru
 user's process with root's groups.
 """
 
-import grp
 import os
 import pwd
 import secrets
@@ -227,7 +226,3 @@ class Users:
         kw.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.Popen([str(a) for a in argv], env=self.env_for(user, env),
                                 **self._as(user), **kw)
-
-
-def group_members(name):
-    return list(grp.getgrnam(name).gr_mem)
