@@ -30,7 +30,7 @@ def world(unix_users, provisioner):
 
 
 @pytest.fixture(scope="module")
-def stack(rgw, world, unix_users, tmp_path_factory):
+def stack(unix_users, rgw, world, tmp_path_factory):
     a, b = unix_users.add("ana"), unix_users.add("ben")
     bw = BrokerWorld(rgw, world, tmp_path_factory.mktemp("broker-hostile"), {"a": a, "b": b})
     world.kernelspec("scoped", ["--broker", bw.broker.socket])

@@ -28,7 +28,7 @@ def world(unix_users, provisioner, spark_submit_wrap):
 
 
 @pytest.fixture(scope="module")
-def stack(rgw, world, unix_users, tmp_path_factory):
+def stack(unix_users, rgw, world, tmp_path_factory):
     # The runner may act for A by name and for B through B's Unix group; C is neither.
     team = unix_users.add_group("team")
     a, b, c = unix_users.add("job-a"), unix_users.add("job-b", groups=[team]), unix_users.add("job-c")

@@ -26,7 +26,7 @@ def world(unix_users, provisioner):
 
 
 def test_jupyterhub_kernels_through_the_broker_are_scoped_to_their_user(
-        rgw, world, unix_users, tmp_path):
+        unix_users, rgw, world, tmp_path):
     a, b = unix_users.add("hub-a"), unix_users.add("hub-b")
     bw = BrokerWorld(rgw, world, tmp_path / "broker", {"a": a, "b": b})
     world.kernelspec("bare")
