@@ -23,8 +23,9 @@ use provisioner_core::broker::protocol::{
     WireCredentials, WireError,
 };
 use provisioner_core::context::LaunchContext;
+use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
-use provisioner_core::mint::{Credentials, StsOptions, obtain_with};
+use provisioner_core::mint::{StsOptions, obtain_with};
 use provisioner_core::model::{DecisionLog, Platform};
 use provisioner_core::record::{CallerRecord, DecisionRecord};
 use provisioner_core::{exit, load};
@@ -52,6 +53,9 @@ pub struct ServeOptions {
     pub config: PathBuf,
     pub socket: PathBuf,
     pub state: Option<PathBuf>,
+    /// Sidecar mode (Kubernetes): every peer is this platform user, whatever its uid.
+    /// Set by the spawner in the pod spec; the notebook cannot change it.
+    pub pod_user: Option<String>,
     /// STS knobs without a setting; base credentials from the standard AWS chain.
     pub sts: StsOptions,
 }
@@ -76,6 +80,7 @@ pub struct Broker {
     cache: Coalescer<Minted>,
     connections: Mutex<HashMap<u32, u32>>,
     sts: StsOptions,
+    pod_user: Option<String>,
     in_flight: AtomicUsize,
     /// AssumeRole and static-key mints performed (for the log and the tests).
     pub mints: AtomicUsize,
@@ -108,6 +113,14 @@ fn load_platform(path: &Path) -> Result<Platform, String> {
 }
 
 fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
+    if let Some(u) = &opts.pod_user {
+        provisioner_core::model::check_id(u).map_err(|e| {
+            (
+                exit::CONFIG,
+                format!("--pod-user: {e}; pass the pod's platform user id"),
+            )
+        })?;
+    }
     let platform = load_platform(&opts.config).map_err(|e| (exit::CONFIG, e))?;
     check_socket_dir(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
     let store = Store::open(opts.state.as_deref()).map_err(|e| (exit::CONFIG, e.0))?;
@@ -124,6 +137,7 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
         cache: Coalescer::default(),
         connections: Mutex::new(HashMap::new()),
         sts: opts.sts.clone(),
+        pod_user: opts.pod_user.clone(),
         in_flight: AtomicUsize::new(0),
         mints: AtomicUsize::new(0),
     });
@@ -416,8 +430,14 @@ impl Broker {
         // User-database lookups may block on NSS.
         let p = Arc::clone(&platform);
         let claimed = req.context.user.clone();
+        let pod_login = self
+            .pod_user
+            .as_ref()
+            .map(|u| access::unix_user_of(&platform, u));
         let looked_up = tokio::task::spawn_blocking(move || {
-            let login = peer::login_name(cred.uid);
+            // In a pod every container shares uids with other pods: the pod's user is
+            // the one the spawner named, not whatever the uid's passwd entry says.
+            let login = pod_login.or_else(|| peer::login_name(cred.uid));
             let groups = match (&claimed, &login) {
                 (Some(c), Some(l)) if access::platform_user_of(&p, l) != *c => {
                     peer::groups_of(&access::unix_user_of(&p, c))

@@ -192,3 +192,153 @@ fn check_list(kind: &str, id: &str, list: &UserList, user: &str) -> Result<(), D
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Plan, resolve};
+    use crate::load::load_str;
+
+    fn platform(brokered: bool) -> Platform {
+        let text = r#"{
+          "settings": {"syntasa_session_policy_enabled": "true"},
+          "aws": {"region": "us-east-1", "account_id": "123456789012",
+                  "session_policy_role_arn": "arn:aws:iam::123456789012:role/Infra",
+                  "platform_bucket": "acme-platform"},
+          "service_accounts": [{"id": "sa", "role_arn": "arn:aws:iam::123456789012:role/Fin"}],
+          "workspaces": [
+            {"id": "ws-fin", "service_account": "sa", "users": ["bob"]},
+            {"id": "ws-unlisted", "service_account": "sa"},
+            {"id": "ws-all", "service_account": "sa", "users": ["*"]},
+            {"id": "ws-plain"}
+          ],
+          "runtime_templates": [{"id": "rt-etl", "service_account": "sa", "users": ["alice"]}],
+          "users": [{"id": "alice", "unix_user": "alice.smith"}, {"id": "bob"}],
+          "proxy_users": [
+            {"unix_user": "airflow", "users": ["alice"], "groups": ["analysts"]},
+            {"unix_user": "root", "users": ["*"]}
+          ]
+        }"#;
+        let mut p = load_str(text, "platform.json", &|_| None).unwrap();
+        p.settings.brokered = brokered;
+        p
+    }
+
+    fn ctx(user: &str, ws: Option<&str>, rt: Option<&str>, flow: Flow) -> LaunchContext {
+        LaunchContext {
+            flow,
+            user: user.into(),
+            workspace: ws.map(str::to_string),
+            runtime_template: rt.map(str::to_string),
+            job_id: None,
+        }
+    }
+
+    #[test]
+    fn a_login_maps_to_its_platform_user_and_back() {
+        let p = platform(true);
+        assert_eq!(platform_user_of(&p, "alice.smith"), "alice");
+        assert_eq!(platform_user_of(&p, "bob"), "bob");
+        assert_eq!(unix_user_of(&p, "alice"), "alice.smith");
+        assert_eq!(unix_user_of(&p, "carol"), "carol");
+    }
+
+    #[test]
+    fn callers_launch_as_themselves_or_as_a_proxy_user_allows() {
+        let p = platform(true);
+        let a = authorize(&p, Some("alice.smith"), 1000, None, &[]).unwrap();
+        assert_eq!((a.user.as_str(), a.proxied), ("alice", false));
+        let a = authorize(&p, Some("alice.smith"), 1000, Some("alice"), &[]).unwrap();
+        assert_eq!(a.claimed_user.as_deref(), Some("alice"));
+        let d = authorize(&p, Some("alice.smith"), 1000, Some("bob"), &[]).unwrap_err();
+        assert_eq!(d.code, RefusalCode::NotPermitted);
+        assert!(
+            d.message.contains("only as itself") && d.fix.contains("proxy_users"),
+            "{d:?}"
+        );
+        // By user list, by group, and neither.
+        assert!(
+            authorize(&p, Some("airflow"), 5, Some("alice"), &[])
+                .unwrap()
+                .proxied
+        );
+        assert!(authorize(&p, Some("airflow"), 5, Some("bob"), &["analysts".into()]).is_ok());
+        let d = authorize(&p, Some("airflow"), 5, Some("bob"), &["staff".into()]).unwrap_err();
+        assert!(d.message.contains("may not act for"), "{d:?}");
+        // Root only because it is configured; a uid without a login is nobody.
+        assert!(authorize(&p, Some("root"), 0, Some("bob"), &[]).is_ok());
+        let d = authorize(&p, None, 4242, None, &[]).unwrap_err();
+        assert!(d.message.contains("uid 4242"), "{d:?}");
+    }
+
+    #[test]
+    fn user_lists_are_enforced_in_both_modes() {
+        for brokered in [false, true] {
+            let p = platform(brokered);
+            let d = resolve(&p, &ctx("alice", Some("ws-fin"), None, Flow::Notebook), &[]);
+            let r = d.refusal().expect("refused");
+            assert_eq!(r.code, RefusalCode::NotEntitled);
+            assert!(
+                r.message.contains("ws-fin") && r.fix.contains("alice"),
+                "{r:?}"
+            );
+            let d = resolve(&p, &ctx("bob", Some("ws-fin"), None, Flow::Notebook), &[]);
+            assert!(matches!(d.plan, Plan::AssumeRole(_)), "{d:?}");
+            let d = resolve(&p, &ctx("bob", None, Some("rt-etl"), Flow::Job), &[]);
+            assert_eq!(d.refusal().map(|r| r.code), Some(RefusalCode::NotEntitled));
+            // "*" opens it; a workspace without a service account needs no list; the
+            // job flow ignores the workspace.
+            for c in [
+                ctx("alice", Some("ws-all"), None, Flow::Notebook),
+                ctx("alice", Some("ws-plain"), None, Flow::Notebook),
+                ctx("alice", Some("ws-fin"), None, Flow::Job),
+            ] {
+                assert!(resolve(&p, &c, &[]).refusal().is_none(), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unlisted_service_account_is_closed_in_broker_mode_and_a_warning_in_embedded_mode() {
+        let c = ctx("alice", Some("ws-unlisted"), None, Flow::Notebook);
+        let d = resolve(&platform(true), &c, &[]);
+        let r = d.refusal().expect("refused in broker mode");
+        assert_eq!(r.code, RefusalCode::NotEntitled);
+        assert!(
+            r.message.contains("lists no users") && r.fix.contains("\"*\""),
+            "{r:?}"
+        );
+        let d = resolve(&platform(false), &c, &[]);
+        assert!(matches!(d.plan, Plan::AssumeRole(_)));
+        assert!(
+            d.warnings.iter().any(|w| w.contains("lists no users")),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn bad_lists_are_rejected_at_load_with_the_fix() {
+        let bad = |patch: &str| {
+            let users = if patch.contains("\"users\": [{") {
+                String::new()
+            } else {
+                r#""users": [{"id": "alice"}], "#.to_string()
+            };
+            let text = format!(r#"{{"aws": {{"region": "us-east-1"}}, {users}{patch}}}"#);
+            load_str(&text, "platform.json", &|_| None)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(r#""workspaces": [{"id": "w", "users": ["carol"]}]"#);
+        assert!(e.contains("unknown user \"carol\""), "{e}");
+        let e = bad(r#""workspaces": [{"id": "w", "users": ["*", "alice"]}]"#);
+        assert!(e.contains("\"*\" alone"), "{e}");
+        let e = bad(r#""proxy_users": [{"unix_user": "air flow", "users": ["alice"]}]"#);
+        assert!(e.contains("not a Unix name"), "{e}");
+        let e = bad(r#""proxy_users": [{"unix_user": "airflow"}]"#);
+        assert!(e.contains("neither users nor groups"), "{e}");
+        let e = bad(r#""users": [{"id": "bob", "unix_user": "-x"}]"#);
+        assert!(e.contains("unix_user"), "{e}");
+    }
+}

@@ -6,6 +6,7 @@
 //! copy of this test binary (std's spawn is safe in a threaded process, unlike a bare
 //! fork) running only itself with `EXEC_TEST_OUT` set; in that role it execs
 //! `/bin/sh`, which writes what the kernel sees of it to files the parent then checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use std::ffi::OsString;
 use std::fs;
@@ -16,9 +17,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use provisioner_core::child_env::ChildEnv;
 use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{Decision, Plan, StaticKeysPlan, Tier};
 use provisioner_core::exec::{exec, find_program};
-use provisioner_core::mint::Credentials;
 use provisioner_core::model::SecretRef;
 
 const ROLE: &str = "EXEC_TEST_OUT";

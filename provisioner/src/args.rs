@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// live in memory only.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// Sidecar mode: serve only this platform user, whoever connects (set by the
+    /// spawner in the pod spec; see README "Kubernetes").
+    #[arg(long, value_name = "ID")]
+    pub pod_user: Option<String>,
 }
 
 #[derive(Debug, Args)]

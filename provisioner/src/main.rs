@@ -36,6 +36,7 @@ fn main() -> ExitCode {
                 config: a.config,
                 socket: a.socket,
                 state: a.state,
+                pod_user: a.pod_user,
                 sts: Default::default(),
             })
         }

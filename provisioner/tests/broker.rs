@@ -5,6 +5,8 @@
 //! These tests create system users (`synbrk-*`), so they need root; as another user
 //! they skip and say how to run them. They send traffic only to loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -31,12 +33,19 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Root is needed to create users and to run the launcher as them.
+/// Root is needed to create users and to run the launcher as them. Like the server
+/// gate of `test_support`, a full run (`PROVISIONER_E2E=1`, set by scripts/test) fails
+/// instead of skipping.
 macro_rules! require_root {
     () => {
         if !is_root() {
+            assert!(
+                std::env::var(test_support::E2E).as_deref() != Ok("1"),
+                "{}=1 but the broker tests are not running as root; run them as root",
+                test_support::E2E
+            );
             eprintln!(
-                "skipped: this test creates Unix users and runs the launcher as them; run `cargo test -p provisioner --test broker` as root"
+                "note: skipped: this test creates Unix users and runs the launcher as them; run `cargo test -p provisioner --test broker` as root, or scripts/test"
             );
             return;
         }
@@ -241,6 +250,10 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    fn spawn_with(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -253,6 +266,7 @@ impl Broker {
             .arg(&self.socket)
             .arg("--state")
             .arg(self.state())
+            .args(extra)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("AWS_ACCESS_KEY_ID", BASE_KEY)
@@ -862,4 +876,38 @@ fn the_broker_refuses_to_start_on_a_socket_directory_others_can_write() {
         "{e}"
     );
     assert!(!dir.path().join("s.sock").exists());
+}
+
+#[test]
+fn a_sidecar_broker_serves_only_its_pods_user_whoever_connects() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("platform.json"),
+        platform(Some(&sts.url()), json!({})).to_string(),
+    )
+    .unwrap();
+    let mut b = Broker {
+        child: None,
+        socket: dir.path().join("broker.sock"),
+        log: dir.path().join("broker.log"),
+        dir,
+    };
+    b.spawn_with(&["--pod-user", BOB]);
+    // Any uid in the pod (here alice's and root) is the pod's user, bob.
+    let o = kernel_as(u.alice, &b.socket, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env_of(&o)["SYN_PROVISIONED"].contains(&format!("user={BOB}")));
+    let a = ask(&b.socket, Op::Launch, ctx(None, None));
+    assert_eq!(a.record.unwrap()["user"], BOB);
+    // And nobody in the pod can claim another user.
+    let o = kernel_as(u.alice, &b.socket, &["--user", ALICE], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        code(&ask(&b.socket, Op::Launch, ctx(Some(ALICE), None))),
+        "NOT_PERMITTED"
+    );
 }

@@ -5,6 +5,7 @@
 //! child process (this test binary, re-run on the ignored `child_kernel` entry).
 //! The jupyter_client test needs `JUPYTER_BIN_DIR` (a bin dir with a python that
 //! has jupyter_client); it is skipped without it unless `PROVISIONER_E2E=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -692,15 +693,10 @@ fn exits_when_the_process_that_started_it_goes_away() {
 
 #[test]
 fn jupyter_client_sees_the_refusal() {
-    let Some(bin) = std::env::var_os("JUPYTER_BIN_DIR") else {
-        if std::env::var("PROVISIONER_E2E").as_deref() == Ok("1") {
-            panic!(
-                "PROVISIONER_E2E=1 but JUPYTER_BIN_DIR is not set; set it to a bin dir with python and jupyter_client (e.g. a venv's bin)"
-            );
-        }
-        eprintln!(
-            "skipped: set JUPYTER_BIN_DIR to a bin dir with python and jupyter_client to run this test"
-        );
+    let Some(bin) = test_support::server(
+        "JUPYTER_BIN_DIR",
+        "a bin directory with python and jupyter_client (a virtualenv's bin)",
+    ) else {
         return;
     };
     let python = Path::new(&bin).join("python");

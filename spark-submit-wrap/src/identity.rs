@@ -2,14 +2,14 @@
 //!
 //! Two modes:
 //!
-//! * **resolve** (no marker): the job flow of SPEC section 3. Context from
+//! * **resolve** (no marker): the job flow (README.md, "How an identity is chosen"). Context from
 //!   `SYN_USER` (else `KERNEL_USERNAME`, `JUPYTERHUB_USER`), `SYN_RUNTIME_TEMPLATE_ID`,
 //!   `SYN_JOB_ID`; `SYN_WORKSPACE_ID` is recorded and ignored by the job flow (the
 //!   decision's `skipped` list says so). The flow is always `job`, whatever `SYN_FLOW`
 //!   says. Platform file: `--wrap-config PATH`, else `SYN_PLATFORM_CONFIG`, else
 //!   `/etc/provisioner/platform.json`.
 //! * **propagate** (`SYN_PROVISIONED` set, read with
-//!   `provisioner_core::child_env::Marker`): the wrapper runs inside a provisioned
+//!   `provisioner_core::marker::Marker`): the wrapper runs inside a provisioned
 //!   process (a kernel). It does not resolve again; it takes `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` from its environment and injects
 //!   those. The platform file is optional here (it only supplies the decision log and
@@ -27,15 +27,17 @@
 
 use std::time::SystemTime;
 
-use provisioner_core::child_env::{self, MARKER, Marker, parse_rfc3339, rfc3339};
 use provisioner_core::context::{ContextFlags, Flow, LaunchContext};
+use provisioner_core::credentials::{
+    AWS_ACCESS_KEY_ID, AWS_CREDENTIAL_EXPIRATION, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+    Credentials, parse_rfc3339, rfc3339,
+};
 use provisioner_core::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
-use provisioner_core::mint::{self, Credentials};
+use provisioner_core::marker::{MARKER, Marker};
+use provisioner_core::mint;
 use provisioner_core::model::DecisionLog;
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exit, load};
-
-use crate::inject::Scoped;
 
 /// How the identity was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +65,9 @@ pub struct Identity {
     pub record: DecisionRecord,
     /// Present for tiers with credentials (None: default tier, or refused).
     pub credentials: Option<Credentials>,
-    pub scoped: Option<Scoped>,
+    /// What to inject into the Spark configuration: the credentials, or placeholders in
+    /// a dry run of a tier that would mint (None: nothing to inject).
+    pub scoped: Option<Credentials>,
     pub region: Option<String>,
     pub log: DecisionLog,
 }
@@ -143,12 +147,11 @@ fn brokered(
         })
     };
     let placeholder = |record: &DecisionRecord, tier: Tier| {
-        (tier != Tier::Default && record.refused.is_none()).then(|| Scoped {
+        (tier != Tier::Default && record.refused.is_none()).then(|| Credentials {
             access_key_id: PLACEHOLDER_KEY_ID.into(),
             secret_access_key: PLACEHOLDER_SECRET.into(),
             session_token: (record.credentials == "assumed_role").then(|| PLACEHOLDER_TOKEN.into()),
             expiration: None,
-            region: None,
         })
     };
     if dry_run {
@@ -177,10 +180,7 @@ fn brokered(
         Ok(g) => {
             let record = read_record(g.record)?;
             let region = Some(g.region).filter(|r| !r.is_empty());
-            let scoped = g
-                .credentials
-                .as_ref()
-                .map(|c| scoped_from(c, region.clone()));
+            let scoped = g.credentials.clone();
             Ok(Identity {
                 mode: Mode::Broker,
                 decision: g.decision,
@@ -194,7 +194,7 @@ fn brokered(
         Err(r) => match r.record {
             // A decision that refuses: the usual refusal path writes the record.
             Some(v) => {
-                let mut record = read_record(v)?;
+                let mut record = read_record(*v)?;
                 if record.refused.is_none() {
                     record.refused = Some(Refusal {
                         code: RefusalCode::CredentialsUnavailable,
@@ -295,16 +295,15 @@ fn resolve_job(
     let needs_credentials = matches!(decision.plan, Plan::AssumeRole(_) | Plan::StaticKeys(_));
     let scoped = match (&credentials, needs_credentials, dry_run) {
         (Some(c), _, _) => {
-            record.expiration = c.expiration.and_then(rfc3339);
-            Some(scoped_from(c, region.clone()))
+            record.expiration = c.expiration_rfc3339();
+            Some(c.clone())
         }
-        (None, true, true) => Some(Scoped {
+        (None, true, true) => Some(Credentials {
             access_key_id: PLACEHOLDER_KEY_ID.into(),
             secret_access_key: PLACEHOLDER_SECRET.into(),
             session_token: matches!(decision.plan, Plan::AssumeRole(_))
                 .then(|| PLACEHOLDER_TOKEN.into()),
             expiration: None,
-            region: region.clone(),
         }),
         (None, true, false) => {
             // The decided identity has no credentials: never fall back to the
@@ -331,18 +330,6 @@ fn resolve_job(
         log: platform.settings.decision_log.clone(),
         decision,
     })
-}
-
-fn scoped_from(c: &Credentials, region: Option<String>) -> Scoped {
-    Scoped {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: c.secret_access_key.clone(),
-        session_token: c.session_token.clone(),
-        // Whole seconds, as in the client-side AWS_CREDENTIAL_EXPIRATION
-        // (provisioner_core::child_env): driver and executors see the same text.
-        expiration: c.expiration.and_then(rfc3339),
-        region,
-    }
 }
 
 fn propagate(
@@ -375,9 +362,9 @@ fn propagate(
         .filter(|r| !r.is_empty());
     // The marker's expiry is the launcher's; AWS_CREDENTIAL_EXPIRATION (written by
     // the same launcher) only stands in for a marker without one.
-    let expires_at = marker.expiration.or_else(|| {
-        non_empty(env, child_env::AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v))
-    });
+    let expires_at = marker
+        .expiration
+        .or_else(|| non_empty(env, AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v)));
     let expiration = expires_at.and_then(rfc3339);
     let mut warnings = vec![format!(
         "propagated the credentials of a provisioned process ({MARKER}: tier {}, user {}); the identity was not resolved again",
@@ -408,14 +395,14 @@ fn propagate(
     let mut credentials = None;
     if marker.tier != Tier::Default {
         match (
-            non_empty(env, "AWS_ACCESS_KEY_ID"),
-            non_empty(env, "AWS_SECRET_ACCESS_KEY"),
+            non_empty(env, AWS_ACCESS_KEY_ID),
+            non_empty(env, AWS_SECRET_ACCESS_KEY),
         ) {
             (Some(id), Some(secret)) => {
                 credentials = Some(Credentials {
                     access_key_id: id,
                     secret_access_key: secret,
-                    session_token: non_empty(env, "AWS_SESSION_TOKEN"),
+                    session_token: non_empty(env, AWS_SESSION_TOKEN),
                     expiration: expires_at,
                 });
                 record.credentials = "propagated";
@@ -434,7 +421,7 @@ fn propagate(
         }
     }
     record.expiration = expiration;
-    let scoped = credentials.as_ref().map(|c| scoped_from(c, region.clone()));
+    let scoped = credentials.clone();
     Ok(Identity {
         mode: Mode::Propagate,
         record,

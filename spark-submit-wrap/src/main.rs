@@ -1,5 +1,5 @@
 //! `spark-submit-wrap`: a drop-in `spark-submit` that runs the job with the AWS
-//! identity the platform decides (SPEC section 8).
+//! identity the platform decides (README.md, "Spark jobs: spark-submit-wrap").
 //!
 //! Same argument vector as `spark-submit`, same exit status (after exec, the exit
 //! status *is* Spark's). The steps:
@@ -274,7 +274,12 @@ fn plan(
     }
 
     let injection = match (&identity.scoped, parsed.insertion_point()) {
-        (Some(s), Some(_)) => Some(inject::plan(&effective, s, deploy)),
+        (Some(s), Some(_)) => Some(inject::plan(
+            &effective,
+            s,
+            identity.region.as_deref(),
+            deploy,
+        )),
         _ => None,
     };
     let (merged, merged_map) = match &injection {

@@ -9,6 +9,7 @@
 //! unless `PROVISIONER_E2E=1`, where a missing venv is a failure.
 //!
 //! Only loopback: `SPARK_LOCAL_IP=127.0.0.1`, no UI, metadata service disabled.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common;
 
@@ -57,17 +58,11 @@ spark.stop()
 "#;
 
 fn venv_bin() -> Option<PathBuf> {
-    match std::env::var("SPARK_VENV_BIN") {
-        Ok(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            assert!(
-                std::env::var("PROVISIONER_E2E").as_deref() != Ok("1"),
-                "PROVISIONER_E2E=1 but SPARK_VENV_BIN is not set; create a venv with pyspark==4.3.0 and set SPARK_VENV_BIN to its bin directory"
-            );
-            eprintln!("note: SPARK_VENV_BIN not set; skipping the real spark-submit test");
-            None
-        }
-    }
+    test_support::server(
+        "SPARK_VENV_BIN",
+        "the bin directory of a virtualenv with pyspark==4.3.0",
+    )
+    .map(PathBuf::from)
 }
 
 /// A minimal environment for the real Spark: the venv first on `PATH`, loopback only,

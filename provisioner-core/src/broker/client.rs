@@ -16,9 +16,9 @@ use super::protocol::{
     self, Answer, Delivery, MAX_ANSWER_BYTES, Op, Request, VERSION, WireContext,
 };
 use crate::context::{ContextError, ContextFlags, Flow, LaunchContext};
+use crate::credentials::Credentials;
 use crate::decision::{Decision, Plan, Tier};
 use crate::exit;
-use crate::mint::Credentials;
 
 /// How long a launcher waits for the broker's answer. The broker's own STS deadline
 /// (`sts_deadline_seconds`, default 10 s) fits well inside.
@@ -35,7 +35,7 @@ pub struct BrokerRefusal {
     pub fix: String,
     pub exit_code: i32,
     /// The decision record, when the broker made a decision.
-    pub record: Option<serde_json::Value>,
+    pub record: Option<Box<serde_json::Value>>,
 }
 
 impl BrokerRefusal {
@@ -210,7 +210,7 @@ fn refusal_of(answer: &Answer) -> Option<BrokerRefusal> {
         fix: e.fix.unwrap_or_else(|| "see the message".into()),
         message: e.message,
         exit_code,
-        record: answer.record.clone(),
+        record: answer.record.clone().map(Box::new),
     })
 }
 
@@ -246,7 +246,7 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
             let expiration = match &c.expiration {
                 None => None,
                 Some(s) => Some(
-                    crate::child_env::parse_rfc3339(s)
+                    crate::credentials::parse_rfc3339(s)
                         .ok_or_else(|| bad("credentials with an unreadable expiration"))?,
                 ),
             };

@@ -1,0 +1,200 @@
+//! spark-submit-wrap as a client of the broker: with `--wrap-broker SOCKET` or
+//! `SYN_BROKER_SOCKET` it reads no platform file and no base credentials, sends the
+//! job-flow context, and injects what the answer carries or refuses as it says.
+//!
+//! The broker here is a stand-in on a Unix socket that speaks protocol v1 (the core
+//! library's framing and messages) and records each request; the real broker is
+//! tested in the `provisioner` package.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use provisioner_core::broker::protocol::{self, Answer, Delivery, Request, WireCredentials};
+use serde_json::json;
+
+const KEY: &str = "ASIABROKERJOBKEY";
+const SECRET: &str = "broker/job+secret0123456789abcdefghijkl";
+const TOKEN: &str = "broker-job-session-token";
+
+struct StandInBroker {
+    socket: PathBuf,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl StandInBroker {
+    fn start(sb: &Sandbox, answer: Answer) -> StandInBroker {
+        let socket = sb.dir.path().join("broker.sock");
+        let l = UnixListener::bind(&socket).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                if let Ok(body) = protocol::read_frame(&mut s, protocol::MAX_REQUEST_BYTES)
+                    && let Ok(req) = protocol::decode_request(&body)
+                {
+                    seen.lock().unwrap().push(req);
+                }
+                let _ = protocol::write_frame(&mut s, &protocol::encode(&answer));
+            }
+        });
+        StandInBroker { socket, requests }
+    }
+}
+
+fn record(tier: &str, credentials: &str) -> serde_json::Value {
+    json!({
+        "flow": "job", "user": "alice", "workspace": null, "runtime_template": "rt-default",
+        "job_id": "job-7", "tier": tier, "reason": null, "skipped": [], "warnings": [],
+        "credentials": credentials, "service_account": null,
+        "role_arn": "arn:aws:iam::123456789012:role/PlatformInfraRole", "session_name": "alice",
+        "external_id_set": false, "source_identity": null, "session_tags": [],
+        "duration_seconds": 43200, "policy_chars": 900, "policy_sha256": "00", "refused": null,
+        "policy_arns": [],
+        "caller": {"uid": 1000, "gid": 1000, "pid": 1, "unix_user": "alice",
+                   "authenticated_user": "alice", "claimed_user": "alice", "proxied": false}
+    })
+}
+
+fn granted() -> Answer {
+    Answer {
+        version: 1,
+        ok: true,
+        record: Some(record("session_policy", "assumed_role")),
+        credentials: Some(WireCredentials {
+            access_key_id: KEY.into(),
+            secret_access_key: SECRET.into(),
+            session_token: Some(TOKEN.into()),
+            expiration: Some("2099-01-01T00:00:00Z".into()),
+        }),
+        delivery: Delivery::Environment,
+        region: Some("eu-west-1".into()),
+        session: None,
+        error: None,
+    }
+}
+
+fn args(a: &[&str]) -> Vec<OsString> {
+    a.iter().map(OsString::from).collect()
+}
+
+fn job_env(sb: &Sandbox) -> Vec<(String, String)> {
+    let mut e = sb.base_env();
+    e.extend([
+        ("SYN_USER".to_string(), "alice".to_string()),
+        ("SYN_RUNTIME_TEMPLATE_ID".into(), "rt-default".into()),
+        ("SYN_JOB_ID".into(), "job-7".into()),
+        // Whatever the environment says, the job flow is asked for.
+        ("SYN_FLOW".into(), "notebook".into()),
+    ]);
+    e
+}
+
+#[test]
+fn with_wrap_broker_the_answer_is_injected_and_no_platform_file_is_read() {
+    let sb = Sandbox::new();
+    let b = StandInBroker::start(&sb, granted());
+    let socket = b.socket.display().to_string();
+    let run = sb.run(
+        "broker-granted",
+        &args(&[
+            "--wrap-broker",
+            &socket,
+            "--master",
+            "local[1]",
+            "job.py",
+            "x",
+        ]),
+        &job_env(&sb),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let reqs = b.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].context.flow.as_str(), "job");
+    assert_eq!(reqs[0].context.user.as_deref(), Some("alice"));
+    assert_eq!(
+        reqs[0].context.runtime_template.as_deref(),
+        Some("rt-default")
+    );
+    assert_eq!(reqs[0].context.job_id.as_deref(), Some("job-7"));
+
+    let argv: Vec<String> = run
+        .argv()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a.contains("--wrap-broker") || a.contains(SECRET)),
+        "{argv:?}"
+    );
+    assert_eq!(&argv[argv.len() - 2..], ["job.py", "x"]);
+    let (_, content, _) = run.props_files().pop().expect("a private properties file");
+    let conf = parse_properties(&content.unwrap());
+    assert_eq!(conf["spark.hadoop.fs.s3a.access.key"], KEY);
+    assert_eq!(conf["spark.hadoop.fs.s3a.session.token"], TOKEN);
+    let env = run.environ();
+    assert_eq!(env["AWS_ACCESS_KEY_ID"], KEY);
+    assert_eq!(env["AWS_REGION"], "eu-west-1");
+    assert!(env["SYN_PROVISIONED"].contains("user=alice"));
+    let rec = run.record_json();
+    assert_eq!(rec["tier"], "session_policy");
+    assert_eq!(rec["caller"]["uid"], 1000);
+    assert!(!run.stderr().contains(SECRET));
+}
+
+#[test]
+fn syn_broker_socket_refusals_exit_with_their_code_and_spark_never_runs() {
+    let sb = Sandbox::new();
+    let b = StandInBroker::start(
+        &sb,
+        Answer::error(
+            "NOT_PERMITTED",
+            "Unix user \"svc\" may launch only as itself, not as \"alice\"; fix: list it in proxy_users",
+            Some("list it in proxy_users".into()),
+            3,
+        ),
+    );
+    let mut env = job_env(&sb);
+    env.push(("SYN_BROKER_SOCKET".into(), b.socket.display().to_string()));
+    let run = sb.run("broker-refused", &args(&["job.py"]), &env);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert!(!run.ran());
+    assert!(run.stderr().contains("NOT_PERMITTED"), "{}", run.stderr());
+    assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.stderr());
+}
+
+#[test]
+fn an_unreachable_broker_is_exit_4_and_a_provisioned_kernel_propagates_without_asking() {
+    let sb = Sandbox::new();
+    let mut env = job_env(&sb);
+    env.push((
+        "SYN_BROKER_SOCKET".into(),
+        sb.dir.path().join("none.sock").display().to_string(),
+    ));
+    let run = sb.run("broker-down", &args(&["job.py"]), &env);
+    assert_eq!(run.code(), Some(4), "{}", run.stderr());
+    assert!(!run.ran());
+    assert!(
+        run.stderr().contains("BROKER_UNAVAILABLE"),
+        "{}",
+        run.stderr()
+    );
+
+    // Inside a provisioned kernel the kernel's credentials are propagated.
+    let b = StandInBroker::start(&sb, granted());
+    let mut env = sb.propagation_env();
+    env.push(("SYN_BROKER_SOCKET".into(), b.socket.display().to_string()));
+    let run = sb.run("broker-propagate", &args(&["job.py"]), &env);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(b.requests.lock().unwrap().is_empty());
+    assert_eq!(run.record_json()["credentials"], "propagated");
+}
