@@ -52,7 +52,12 @@ def _short_dir(tmp_path_factory, name):
 def rgw(tmp_path_factory):
     """A Ceph cluster with radosgw (S3 + STS, session policies enforced) for the session.
     See harness/rgw.py for what it holds."""
-    cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
+    try:
+        cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
+    except RuntimeError:
+        # Several test runs share this machine: a port picked free a moment ago can be
+        # taken by another run's monitor before ours binds it. Once more, on new ports.
+        cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
     try:
         yield cluster
     finally:
