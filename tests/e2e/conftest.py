@@ -2,7 +2,10 @@
 
 Servers run on 127.0.0.1 with free ports and are stopped at the end of the session, also
 when tests fail. A missing binary or server is a test error, never a skip: a suite that
-silently skips proves nothing.
+silently skips proves nothing. The one exception: the tests with real Unix users need root
+(to create the users) and the users' virtualenv; outside scripts/test they are skipped with
+the reason and how to run them, under scripts/test (PROVISIONER_E2E=1) a missing
+virtualenv fails them (harness/users.py).
 """
 
 import tempfile
@@ -14,6 +17,7 @@ from harness.env import sanitize_own_environment
 from harness.moto import MotoServer
 from harness.provisioner import Runner, find_binary
 from harness.rgw import Rgw
+from harness.users import Users, require_root, users_venv
 
 # boto3 clients made by the tests themselves read AWS_* and ~/.aws like any SDK.
 sanitize_own_environment()
@@ -48,7 +52,12 @@ def _short_dir(tmp_path_factory, name):
 def rgw(tmp_path_factory):
     """A Ceph cluster with radosgw (S3 + STS, session policies enforced) for the session.
     See harness/rgw.py for what it holds."""
-    cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
+    try:
+        cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
+    except RuntimeError:
+        # Several test runs share this machine: a port picked free a moment ago can be
+        # taken by another run's monitor before ours binds it. Once more, on new ports.
+        cluster = Rgw(_short_dir(tmp_path_factory, "rgw"))
     try:
         yield cluster
     finally:
@@ -72,3 +81,18 @@ def spark_submit_wrap():
         return Runner(find_binary("spark-submit-wrap", "SPARK_SUBMIT_WRAP_BIN"))
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def unix_users():
+    """Real Unix users for the session (harness/users.py): needs root and the users'
+    virtualenv; skipped with the reason otherwise, and never skipped under scripts/test.
+    Users and their homes are removed at the end."""
+    require_root()
+    users = Users(users_venv())
+    try:
+        yield users
+    finally:
+        problems = users.cleanup()
+        if problems:
+            print("cleanup of test users:", *problems, sep="\n  ")
