@@ -161,6 +161,19 @@ spark = SparkSession.builder.appName("bypass-job").getOrCreate()
 seen = probe(spark, sys.argv[1])
 seen["bucket_provider"] = spark.sparkContext.getConf().get(
     "spark.hadoop.fs.s3a.bucket.%s.aws.credentials.provider" % sys.argv[1], None)
+
+def _write(plane):
+    # A whole Spark write: directory markers, part files, rename, _SUCCESS, cleanup.
+    path = f"s3a://{sys.argv[1]}/{plane}/written/"
+    try:
+        spark.createDataFrame([("e,f",), ("5,6",)], ["value"]).coalesce(1) \
+            .write.mode("overwrite").text(path)
+    except Exception as e:
+        return _denied_or_error(e)
+    return _s3a(lambda: spark.read.text(path))
+
+seen["s3a_own_write"] = _write("plane-a")
+seen["s3a_other_write"] = _write("plane-b")
 print("RESULT " + json.dumps(seen), flush=True)
 spark.stop()
 """
@@ -169,7 +182,7 @@ spark.stop()
 def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
         rgw, spark_stack, spark_submit_wrap, tmp_path):
     """A user who puts keys that read everything (the launcher's) and a provider that
-    uses them on the command line for the bucket still reads only the plane: the
+    uses them on the command line for the bucket still reads and writes only the plane: the
     wrapper cannot remove --conf, so it points the bucket's S3A provider at the SDK v2
     environment provider, which Hadoop 3.5 loads and which reads the scoped AWS_*."""
     bucket, config, log = spark_stack
@@ -189,7 +202,7 @@ def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
         "--conf", f"{prefix}aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "--conf", f"{prefix}access.key={rgw.launcher.access_key_id}",
         "--conf", f"{prefix}secret.key={rgw.launcher.secret_access_key}",
-        app, bucket, env=env, cwd=tmp_path, timeout=180)
+        app, bucket, env=env, cwd=tmp_path, timeout=300)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
     assert seen["bucket_provider"] == ENV_PROVIDER_V2
@@ -198,6 +211,9 @@ def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
     assert seen["s3a_own_dir"] == ROWS
     assert seen["s3a_other_file"] == "AccessDenied", seen
     assert seen["s3a_other_dir"] == "AccessDenied"
+    # Writes go through the same provider: into the plane, not beside it.
+    assert seen["s3a_own_write"] == ["5,6", "e,f"], seen["s3a_own_write"]
+    assert seen["s3a_other_write"] == "AccessDenied", seen["s3a_other_write"]
     for ex in seen["executors"]:
         assert ex["boto3_own"] == DATA and ex["boto3_other"] == "AccessDenied", ex
     # The wrapper names the provider as Hadoop 3.5 documents it: no remapping warning.
@@ -257,7 +273,7 @@ def test_s3a_reads_through_the_sdk_v2_container_credentials_provider(rgw, spark_
         opts = submit_options(rgw) + [
             "--conf", f"spark.hadoop.fs.s3a.aws.credentials.provider={CONTAINER_PROVIDER}"]
         r = subprocess.run([str(spark_bin() / "spark-submit"), *opts, str(app), bucket],
-                           env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+                           env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
         requests = list(endpoint.requests)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
