@@ -13,12 +13,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Failure, FailureKind, Plan, Tier, resolve};
-use provisioner::load::{MAX_DURATION, MIN_DURATION, load_str};
-use provisioner::model::Platform;
-use provisioner::policy::MAX_POLICY_CHARS;
-use provisioner::record::DecisionRecord;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Failure, FailureKind, Plan, Tier, resolve};
+use provisioner_core::load::{MAX_DURATION, MIN_DURATION, load_str};
+use provisioner_core::model::Platform;
+use provisioner_core::policy::MAX_POLICY_CHARS;
+use provisioner_core::record::DecisionRecord;
 
 fuzz_target!(|data: &[u8]| {
     let (json, env_text) = match data.iter().position(|&b| b == 0) {
@@ -149,7 +149,7 @@ fn fall_back_loop(platform: &Platform, ctx: &LaunchContext, packed_too_large: bo
     panic!("resolution did not end after every minting tier failed");
 }
 
-fn check_record(d: &provisioner::decision::Decision) {
+fn check_record(d: &provisioner_core::decision::Decision) {
     let v = DecisionRecord::explain_value(d);
     let obj = v.as_object().expect("explain value is a JSON object");
     assert!(obj.contains_key("tier") && obj.contains_key("policy"));

@@ -25,7 +25,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use spark_submit_wrap::args::Parsed;
 use spark_submit_wrap::conf::{Effective, Source, read_properties};
-use spark_submit_wrap::inject::{self, Deploy, ENV_PROVIDER, Scoped};
+use provisioner_core::credentials::{Credentials, carries_identity, parse_rfc3339};
+use spark_submit_wrap::inject::{self, Deploy, ENV_PROVIDER};
 use spark_submit_wrap::propsfile;
 
 const KEY_ID: &str = "ASIAFUZZKEYID";
@@ -43,24 +44,6 @@ const ENV_PREFIXES: &[&str] = &[
     "spark.kubernetes.driver.secretKeyRef.",
     "spark.kubernetes.executor.secretKeyRef.",
 ];
-/// Credential-source variables that must never carry a value into a scoped job.
-const REMOVED_ENV: &[&str] = &[
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SDK_LOAD_CONFIG",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CREDENTIAL_FILE",
-    "AWS_SECURITY_TOKEN",
-    "AWS_SESSION_EXPIRATION",
-    "AWS_ACCESS_KEY",
-    "AWS_SECRET_KEY",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_SESSION_NAME",
-    "BOTO_CONFIG",
-];
-
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -145,18 +128,17 @@ fuzz_target!(|data: &[u8]| {
     check_precedence(&eff, &cli, user.as_ref(), defaults.as_ref(), load_flag);
 
     let token = flags & 8 == 0;
-    let scoped = Scoped {
+    let scoped = Credentials {
         access_key_id: KEY_ID.into(),
         secret_access_key: SECRET.into(),
         session_token: token.then(|| TOKEN.into()),
-        expiration: token.then(|| EXPIRATION.into()),
-        region: Some("us-east-1".into()),
+        expiration: token.then(|| parse_rfc3339(EXPIRATION)).flatten(),
     };
     let master = ["local[*]", "yarn", "k8s://https://h:6443", "spark://h:7077"]
         [usize::from((flags >> 4) & 3)];
     let mode = if flags & 64 != 0 { "cluster" } else { "client" };
     let deploy = Deploy::from(Some(master), Some(mode));
-    let inj = inject::plan(&eff, &scoped, deploy);
+    let inj = inject::plan(&eff, &scoped, Some("us-east-1"), deploy);
 
     for t in inj.cli_tokens() {
         assert!(
@@ -268,7 +250,12 @@ fn check_precedence(
 }
 
 /// The configuration Spark sees uses the scoped credentials only.
-fn check_final(finalv: &BTreeMap<String, String>, s: &Scoped, provider: &str, deploy: Deploy) {
+fn check_final(
+    finalv: &BTreeMap<String, String>,
+    s: &Credentials,
+    provider: &str,
+    deploy: Deploy,
+) {
     let get = |k: &str| finalv.get(k).map(String::as_str);
     let empty_or_absent = |k: &str| {
         assert!(
@@ -351,15 +338,16 @@ fn check_final(finalv: &BTreeMap<String, String>, s: &Scoped, provider: &str, de
             let Some(name) = k.strip_prefix(prefix) else {
                 break;
             };
-            let scoped = match name {
-                "AWS_ACCESS_KEY_ID" => Some(s.access_key_id.as_str()),
-                "AWS_SECRET_ACCESS_KEY" => Some(s.secret_access_key.as_str()),
-                "AWS_SESSION_TOKEN" => s.session_token.as_deref(),
-                "AWS_CREDENTIAL_EXPIRATION" => s.expiration.as_deref(),
-                "AWS_EC2_METADATA_DISABLED" => Some("true"),
-                n if REMOVED_ENV.contains(&n) || n.starts_with("AWS_CONTAINER_") => None,
-                _ => continue,
-            };
+            // The variables the launcher's own child gets (core's one list), the
+            // region aside; everything else that carries an identity must be empty.
+            if !carries_identity(name) {
+                continue;
+            }
+            let expected = s.launch_vars(None);
+            let scoped = expected
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str());
             assert!(
                 v.is_empty() || Some(v.as_str()) == scoped,
                 "{k} = {v:?} is not the scoped value"

@@ -36,7 +36,7 @@ use std::process::Command;
 
 use serde_json::{Map, Value, json};
 
-use crate::exit;
+use provisioner_core::exit;
 
 /// The data directories searched by `wrap` and `list` after `$JUPYTER_PATH`, the user
 /// directory and `sys.prefix`.
@@ -331,7 +331,7 @@ fn kernel_python(
             Ok(absolute(Path::new(p), "--python")?.into_os_string())
         }
         Some(p) => Ok(p.to_os_string()),
-        None => match crate::exec::find_program(OsStr::new("python3"), path_var) {
+        None => match provisioner_core::exec::find_program(OsStr::new("python3"), path_var) {
             Ok(p) => Ok(absolute(&p, "python3")?.into_os_string()),
             Err(_) => err(
                 "python3 is not on PATH; pass --python /path/to/python (the interpreter that has ipykernel)",
@@ -500,7 +500,7 @@ fn bare_python_replacement(
         return if p.as_encoded_bytes().contains(&b'/') {
             std::path::absolute(p).ok()
         } else {
-            crate::exec::find_program(p, path_var).ok()
+            provisioner_core::exec::find_program(p, path_var).ok()
         };
     }
     let prefix = source.parent()?.parent()?;
@@ -514,7 +514,7 @@ fn bare_python_replacement(
             return Some(candidate);
         }
     }
-    crate::exec::find_program(OsStr::new(bare), path_var)
+    provisioner_core::exec::find_program(OsStr::new(bare), path_var)
         .ok()
         .and_then(|p| std::path::absolute(p).ok())
 }
@@ -1107,8 +1107,8 @@ mod tests {
     fn sys_prefix_comes_from_the_python_and_failures_say_what_to_do() {
         let t = tempfile::tempdir().unwrap();
         let fake = t.path().join("python");
-        crate::test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/fake-env\n");
-        let g = crate::test_support::spawning();
+        test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/fake-env\n");
+        let g = test_support::spawning();
         let loc = LocationArgs {
             sys_prefix: true,
             ..Default::default()
@@ -1119,11 +1119,11 @@ mod tests {
         );
         drop(g);
         let broken = t.path().join("broken");
-        crate::test_support::write_executable(
+        test_support::write_executable(
             &broken,
             b"#!/bin/sh\necho 'No module named sys' >&2\nexit 1\n",
         );
-        let _g = crate::test_support::spawning();
+        let _g = test_support::spawning();
         let msg = sys_prefix(broken.as_os_str()).unwrap_err().0;
         assert!(
             msg.contains("No module named sys") && msg.contains("--python"),
@@ -1140,8 +1140,8 @@ mod tests {
     fn search_path_order_and_dedup() {
         let t = tempfile::tempdir().unwrap();
         let fake = t.path().join("python");
-        crate::test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/env\n");
-        let _g = crate::test_support::spawning();
+        test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/env\n");
+        let _g = test_support::spawning();
         let e = env_of(&[("JUPYTER_PATH", "/a::/b:/a"), ("HOME", "/h")]);
         assert_eq!(
             search_path(Some(fake.as_os_str()), &e),

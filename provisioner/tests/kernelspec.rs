@@ -876,32 +876,22 @@ fn repository_templates_launch_through_provisioner() {
 
 /// `JUPYTER_BIN_DIR`, or None (skip) with a note; under `PROVISIONER_E2E=1` a missing
 /// value fails.
-fn jupyter_bin_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("JUPYTER_BIN_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            assert!(
-                d.join("jupyter").is_file() && d.join("python").is_file(),
-                "JUPYTER_BIN_DIR={} has no jupyter and python; point it at a virtualenv bin directory with jupyter_client and ipykernel",
-                d.display()
-            );
-            Some(d)
-        }
-        None if std::env::var("PROVISIONER_E2E").as_deref() == Ok("1") => panic!(
-            "PROVISIONER_E2E=1 but JUPYTER_BIN_DIR is not set; set it to a virtualenv bin directory holding jupyter (e.g. /work/devvenv/bin)"
-        ),
-        None => {
-            eprintln!(
-                "note: {test} skipped: set JUPYTER_BIN_DIR to a virtualenv bin directory holding jupyter to run it"
-            );
-            None
-        }
-    }
+fn jupyter_bin_dir() -> Option<PathBuf> {
+    let d = PathBuf::from(test_support::server(
+        "JUPYTER_BIN_DIR",
+        "a virtualenv bin directory holding jupyter (jupyter_client and ipykernel)",
+    )?);
+    assert!(
+        d.join("jupyter").is_file() && d.join("python").is_file(),
+        "JUPYTER_BIN_DIR={} has no jupyter and python; point it at a virtualenv bin directory with jupyter_client and ipykernel",
+        d.display()
+    );
+    Some(d)
 }
 
 #[test]
 fn jupyter_lists_installed_and_wrapped_specs() {
-    let Some(bin) = jupyter_bin_dir("jupyter_lists_installed_and_wrapped_specs") else {
+    let Some(bin) = jupyter_bin_dir() else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -1020,8 +1010,7 @@ print("RESULT " + json.dumps(res))
 
 #[test]
 fn jupyter_client_runs_interrupts_and_stops_a_wrapped_kernel() {
-    let Some(bin) = jupyter_bin_dir("jupyter_client_runs_interrupts_and_stops_a_wrapped_kernel")
-    else {
+    let Some(bin) = jupyter_bin_dir() else {
         return;
     };
     let t = tempfile::tempdir().unwrap();

@@ -83,7 +83,7 @@ pub fn redact_env(vars: &[(OsString, OsString)]) -> BTreeMap<String, String> {
         .filter_map(|(k, v)| {
             let k = k.to_str()?;
             let relevant = k.starts_with("AWS_")
-                || k == provisioner::child_env::MARKER
+                || k == provisioner_core::marker::MARKER
                 || k.starts_with("SPARK_SUBMIT_WRAP_");
             relevant.then(|| {
                 let v = if is_sensitive(k) {

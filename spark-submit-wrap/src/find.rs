@@ -21,11 +21,11 @@
 //!
 //! Both refusals exit with the configuration exit code (2) and say what to fix.
 //!
-//! This is not `provisioner::exec::find_program`: that one returns the first match
+//! This is not `provisioner_core::exec::find_program`: that one returns the first match
 //! like `which`, and treats an empty `PATH` entry as the current directory. Here the
 //! first match is usually this wrapper (installed as `spark-submit` first on `PATH`)
 //! and must be skipped, `SPARK_HOME` comes before `PATH`, and a `spark-submit` in the
-//! current directory is never run. The exec itself is `provisioner::exec::exec`.
+//! current directory is never run. The exec itself is `provisioner_core::exec::exec`.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -57,8 +57,8 @@ pub enum FindError {
 impl FindError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            FindError::NotFound { .. } => provisioner::exit::NOT_FOUND,
-            _ => provisioner::exit::CONFIG,
+            FindError::NotFound { .. } => provisioner_core::exit::NOT_FOUND,
+            _ => provisioner_core::exit::CONFIG,
         }
     }
 }

@@ -9,7 +9,7 @@
 //!   says. Platform file: `--wrap-config PATH`, else `SYN_PLATFORM_CONFIG`, else
 //!   `/etc/provisioner/platform.json`.
 //! * **propagate** (`SYN_PROVISIONED` set, read with
-//!   `provisioner::child_env::Marker`): the wrapper runs inside a provisioned
+//!   `provisioner_core::marker::Marker`): the wrapper runs inside a provisioned
 //!   process (a kernel). It does not resolve again; it takes `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` from its environment and injects
 //!   those. The platform file is optional here (it only supplies the decision log and
@@ -22,15 +22,17 @@
 
 use std::time::SystemTime;
 
-use provisioner::child_env::{self, MARKER, Marker, parse_rfc3339, rfc3339};
-use provisioner::context::{ContextFlags, Flow, LaunchContext};
-use provisioner::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
-use provisioner::mint::{self, Credentials};
-use provisioner::model::DecisionLog;
-use provisioner::record::DecisionRecord;
-use provisioner::{exit, load};
-
-use crate::inject::Scoped;
+use provisioner_core::context::{ContextFlags, Flow, LaunchContext};
+use provisioner_core::credentials::{
+    AWS_ACCESS_KEY_ID, AWS_CREDENTIAL_EXPIRATION, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+    Credentials, parse_rfc3339, rfc3339,
+};
+use provisioner_core::decision::{Decision, Plan, Refusal, RefusalCode, Tier, resolve};
+use provisioner_core::marker::{MARKER, Marker};
+use provisioner_core::mint;
+use provisioner_core::model::DecisionLog;
+use provisioner_core::record::DecisionRecord;
+use provisioner_core::{exit, load};
 
 /// How the identity was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,9 @@ pub struct Identity {
     pub record: DecisionRecord,
     /// Present for tiers with credentials (None: default tier, or refused).
     pub credentials: Option<Credentials>,
-    pub scoped: Option<Scoped>,
+    /// What to inject into the Spark configuration: the credentials, or placeholders in
+    /// a dry run of a tier that would mint (None: nothing to inject).
+    pub scoped: Option<Credentials>,
     pub region: Option<String>,
     pub log: DecisionLog,
 }
@@ -103,7 +107,7 @@ const USER_VARS: [&str; 3] = ["SYN_USER", "KERNEL_USERNAME", "JUPYTERHUB_USER"];
 fn load_platform(
     path: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<provisioner::model::Platform, Failed> {
+) -> Result<provisioner_core::model::Platform, Failed> {
     load::load_file(path, env).map_err(|mut e| {
         e.fix = e.fix.replace("--config PATH", "--wrap-config PATH");
         Failed {
@@ -148,16 +152,15 @@ fn resolve_job(
     let needs_credentials = matches!(decision.plan, Plan::AssumeRole(_) | Plan::StaticKeys(_));
     let scoped = match (&credentials, needs_credentials, dry_run) {
         (Some(c), _, _) => {
-            record.expiration = c.expiration.and_then(rfc3339);
-            Some(scoped_from(c, region.clone()))
+            record.expiration = c.expiration_rfc3339();
+            Some(c.clone())
         }
-        (None, true, true) => Some(Scoped {
+        (None, true, true) => Some(Credentials {
             access_key_id: PLACEHOLDER_KEY_ID.into(),
             secret_access_key: PLACEHOLDER_SECRET.into(),
             session_token: matches!(decision.plan, Plan::AssumeRole(_))
                 .then(|| PLACEHOLDER_TOKEN.into()),
             expiration: None,
-            region: region.clone(),
         }),
         (None, true, false) => {
             // The decided identity has no credentials: never fall back to the
@@ -184,18 +187,6 @@ fn resolve_job(
         log: platform.settings.decision_log.clone(),
         decision,
     })
-}
-
-fn scoped_from(c: &Credentials, region: Option<String>) -> Scoped {
-    Scoped {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: c.secret_access_key.clone(),
-        session_token: c.session_token.clone(),
-        // Whole seconds, as in the client-side AWS_CREDENTIAL_EXPIRATION
-        // (provisioner::child_env): driver and executors see the same text.
-        expiration: c.expiration.and_then(rfc3339),
-        region,
-    }
 }
 
 fn propagate(
@@ -228,9 +219,9 @@ fn propagate(
         .filter(|r| !r.is_empty());
     // The marker's expiry is the launcher's; AWS_CREDENTIAL_EXPIRATION (written by
     // the same launcher) only stands in for a marker without one.
-    let expires_at = marker.expiration.or_else(|| {
-        non_empty(env, child_env::AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v))
-    });
+    let expires_at = marker
+        .expiration
+        .or_else(|| non_empty(env, AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v)));
     let expiration = expires_at.and_then(rfc3339);
     let mut warnings = vec![format!(
         "propagated the credentials of a provisioned process ({MARKER}: tier {}, user {}); the identity was not resolved again",
@@ -261,14 +252,14 @@ fn propagate(
     let mut credentials = None;
     if marker.tier != Tier::Default {
         match (
-            non_empty(env, "AWS_ACCESS_KEY_ID"),
-            non_empty(env, "AWS_SECRET_ACCESS_KEY"),
+            non_empty(env, AWS_ACCESS_KEY_ID),
+            non_empty(env, AWS_SECRET_ACCESS_KEY),
         ) {
             (Some(id), Some(secret)) => {
                 credentials = Some(Credentials {
                     access_key_id: id,
                     secret_access_key: secret,
-                    session_token: non_empty(env, "AWS_SESSION_TOKEN"),
+                    session_token: non_empty(env, AWS_SESSION_TOKEN),
                     expiration: expires_at,
                 });
                 record.credentials = "propagated";
@@ -287,7 +278,7 @@ fn propagate(
         }
     }
     record.expiration = expiration;
-    let scoped = credentials.as_ref().map(|c| scoped_from(c, region.clone()));
+    let scoped = credentials.clone();
     Ok(Identity {
         mode: Mode::Propagate,
         record,

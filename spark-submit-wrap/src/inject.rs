@@ -18,7 +18,7 @@
 //! anything) and `AWS_EC2_METADATA_DISABLED=true` (no fall-back to the node's instance
 //! profile). In client and local mode the driver is the `spark-submit` process
 //! itself; it gets the same variables through its process environment
-//! (`provisioner::child_env`), not through conf.
+//! (`provisioner_core::child_env`), not through conf.
 //!
 //! Standalone cluster mode: the driver gets the S3A keys through conf; its process
 //! environment is the submitter's only with the legacy (non-REST) submission client.
@@ -118,18 +118,7 @@ const ENV_PREFIXES: &[&str] = &[
     "spark.kubernetes.executor.secretKeyRef.",
 ];
 
-// Credential-source variables that never reach a scoped job: the same list the
-// launcher removes from a child's environment (SPEC section 6).
-use provisioner::child_env::REMOVED_WHEN_CREDENTIALS as REMOVED_ENV;
-
-/// Credential variables the wrapper itself sets.
-const CREDENTIAL_ENV: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_CREDENTIAL_EXPIRATION",
-    "AWS_EC2_METADATA_DISABLED",
-];
+use provisioner_core::credentials::{Credentials, REGION_VARS, carries_identity};
 
 /// Which cluster manager runs the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,44 +184,13 @@ impl Deploy {
     }
 }
 
-/// The scoped credentials to inject. `Debug` never shows the secret parts.
-#[derive(Clone)]
-pub struct Scoped {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-    /// RFC 3339.
-    pub expiration: Option<String>,
-    pub region: Option<String>,
-}
-
-impl std::fmt::Debug for Scoped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scoped")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expiration", &self.expiration)
-            .field("region", &self.region)
-            .finish()
-    }
-}
-
-impl Scoped {
-    fn provider(&self) -> &'static str {
-        if self.session_token.is_some() {
-            TEMPORARY_PROVIDER
-        } else {
-            SIMPLE_PROVIDER
-        }
-    }
-
-    /// True when `value` is one of the secret parts (used to guard the command line).
-    fn is_secret(&self, value: &str) -> bool {
-        value == self.secret_access_key || self.session_token.as_deref() == Some(value)
+/// The S3A provider that reads exactly the injected keys: the temporary one for
+/// credentials with a session token, the simple one for static keys.
+fn provider(creds: &Credentials) -> &'static str {
+    if creds.session_token.is_some() {
+        TEMPORARY_PROVIDER
+    } else {
+        SIMPLE_PROVIDER
     }
 }
 
@@ -346,10 +304,7 @@ fn classify(key: &str) -> Option<Class> {
     }
     for prefix in ENV_PREFIXES {
         if let Some(name) = key.strip_prefix(prefix) {
-            let credential = CREDENTIAL_ENV.contains(&name)
-                || REMOVED_ENV.contains(&name)
-                || name.starts_with("AWS_CONTAINER_");
-            return credential.then(|| Class::Env {
+            return carries_identity(name).then(|| Class::Env {
                 prefix,
                 name: name.to_string(),
             });
@@ -358,11 +313,17 @@ fn classify(key: &str) -> Option<Class> {
     None
 }
 
-/// Plans the injection for a tier with credentials. (The default tier does not call
-/// this: nothing is injected or neutralised there.)
-pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
+/// Plans the injection for a tier with credentials; `region` is the job's region, if
+/// any. (The default tier does not call this: nothing is injected or neutralised
+/// there.)
+pub fn plan(
+    eff: &Effective,
+    creds: &Credentials,
+    region: Option<&str>,
+    deploy: Deploy,
+) -> Injection {
     let mut inj = Injection::default();
-    let provider = creds.provider();
+    let provider = provider(creds);
 
     // 1. The scoped values, per key.
     inj.set
@@ -374,12 +335,11 @@ pub fn plan(eff: &Effective, creds: &Scoped, deploy: Deploy) -> Injection {
     }
     inj.set
         .insert(format!("{S3A}aws.credentials.provider"), provider.into());
-    let env_values = env_values(creds);
+    let env_values = creds.launch_vars(region);
     for prefix in deploy.env_prefixes() {
         for (name, value) in &env_values {
             let key = format!("{prefix}{name}");
-            let region = *name == "AWS_REGION" || *name == "AWS_DEFAULT_REGION";
-            if region && eff.entries.contains_key(&key) {
+            if REGION_VARS.contains(name) && eff.entries.contains_key(&key) {
                 continue; // the user's region stands
             }
             inj.set.insert(key, value.clone());
@@ -556,37 +516,20 @@ fn drop_from_file(inj: &mut Injection, eff: &Effective, key: &str) {
     }
 }
 
-/// The `AWS_*` variables for env conf, in a stable order.
-fn env_values(c: &Scoped) -> Vec<(&'static str, String)> {
-    let mut v = vec![
-        ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
-    ];
-    if let Some(t) = &c.session_token {
-        v.push(("AWS_SESSION_TOKEN", t.clone()));
-    }
-    if let Some(e) = &c.expiration {
-        v.push(("AWS_CREDENTIAL_EXPIRATION", e.clone()));
-    }
-    if let Some(r) = &c.region {
-        v.push(("AWS_REGION", r.clone()));
-        v.push(("AWS_DEFAULT_REGION", r.clone()));
-    }
-    v.push(("AWS_EC2_METADATA_DISABLED", "true".into()));
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scoped(token: bool) -> Scoped {
-        Scoped {
+    const REGION: Option<&str> = Some("us-east-1");
+
+    fn scoped(token: bool) -> Credentials {
+        Credentials {
             access_key_id: "ASIAEXAMPLE".into(),
             secret_access_key: "SECRETVALUE".into(),
             session_token: token.then(|| "TOKENVALUE".into()),
-            expiration: token.then(|| "2026-11-22T22:00:00Z".into()),
-            region: Some("us-east-1".into()),
+            expiration: token
+                .then(|| provisioner_core::credentials::parse_rfc3339("2026-11-22T22:00:00Z"))
+                .flatten(),
         }
     }
 
@@ -674,6 +617,7 @@ mod tests {
         let inj = plan(
             &eff,
             &scoped(true),
+            REGION,
             Deploy::from(Some("yarn"), Some("cluster")),
         );
         let s = &inj.set;
@@ -700,7 +644,12 @@ mod tests {
             None,
             false,
         );
-        let inj = plan(&eff, &scoped(false), Deploy::from(Some("local[2]"), None));
+        let inj = plan(
+            &eff,
+            &scoped(false),
+            REGION,
+            Deploy::from(Some("local[2]"), None),
+        );
         assert_eq!(
             inj.set["spark.hadoop.fs.s3a.aws.credentials.provider"],
             SIMPLE_PROVIDER
@@ -719,7 +668,7 @@ mod tests {
             None,
             false,
         );
-        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
         assert!(!inj.set.contains_key("spark.executorEnv.AWS_REGION"));
         assert!(inj.cli.is_empty());
     }
@@ -753,6 +702,7 @@ mod tests {
         let inj = plan(
             &eff,
             &scoped(true),
+            REGION,
             Deploy::from(Some("yarn"), Some("client")),
         );
         let m = inj.merged_file(&eff);
@@ -798,7 +748,7 @@ mod tests {
             ])),
             true,
         );
-        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
         let m = inj.merged_file(&eff);
         assert_eq!(m["spark.executorEnv.AWS_PROFILE"], "");
         assert_eq!(m["spark.hadoop.fs.s3a.assumed.role.arn"], "");
@@ -826,6 +776,7 @@ mod tests {
         let inj = plan(
             &eff,
             &scoped(true),
+            REGION,
             Deploy::from(Some("yarn"), Some("client")),
         );
         let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
@@ -968,7 +919,7 @@ mod tests {
             )])),
             false,
         );
-        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
         let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
         assert_eq!(
             cli["spark.hadoop.fs.s3a.aws.credentials.provider"],
@@ -980,7 +931,7 @@ mod tests {
         );
         // Without the store the bucket keeps the scoped provider and keys.
         let eff = Effective::merge(&[], None, eff.defaults.clone(), false);
-        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
         assert!(inj.cli.is_empty());
         assert_eq!(
             inj.merged_file(&eff)["spark.hadoop.fs.s3a.bucket.legacy.access.key"],
@@ -1001,6 +952,7 @@ mod tests {
         let inj = plan(
             &eff,
             &scoped(true),
+            REGION,
             Deploy::from(Some("yarn"), Some("client")),
         );
         assert_eq!(

@@ -14,7 +14,7 @@
 //!    add `--properties-file` (or replace the user's value in place) and the non-secret
 //!    overrides right before the primary resource;
 //! 5. write the decision record and `exec` the real `spark-submit` with the scoped
-//!    process environment (`provisioner::child_env`, `provisioner::exec`).
+//!    process environment (`provisioner_core::child_env`, `provisioner_core::exec`).
 //!
 //! Wrapper options start with `--wrap-` (Spark rejects such options, so they never
 //! collide) and are removed before exec: `--wrap-explain` (dry run: print decision,
@@ -40,9 +40,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use provisioner::child_env::ChildEnv;
-use provisioner::exec::ExecError;
-use provisioner::exit;
+use provisioner_core::child_env::ChildEnv;
+use provisioner_core::exec::ExecError;
+use provisioner_core::exit;
 
 use spark_submit_wrap::args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
 use spark_submit_wrap::conf::{self, Effective};
@@ -272,7 +272,12 @@ fn plan(
     }
 
     let injection = match (&identity.scoped, parsed.insertion_point()) {
-        (Some(s), Some(_)) => Some(inject::plan(&effective, s, deploy)),
+        (Some(s), Some(_)) => Some(inject::plan(
+            &effective,
+            s,
+            identity.region.as_deref(),
+            deploy,
+        )),
         _ => None,
     };
     let (merged, merged_map) = match &injection {
@@ -365,7 +370,8 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
     let args = final_args(l, props_display.as_deref().map(OsStr::new));
     let decision = match l.identity.mode {
         identity::Mode::Resolve => {
-            let mut v = provisioner::record::DecisionRecord::explain_value(&l.identity.decision);
+            let mut v =
+                provisioner_core::record::DecisionRecord::explain_value(&l.identity.decision);
             if let (Some(obj), Some(r)) = (v.as_object_mut(), &refused) {
                 obj.insert(
                     "refused".into(),
@@ -434,7 +440,7 @@ fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
     exec(real, &args, &env)
 }
 
-/// Replaces this process with the real `spark-submit` (`provisioner::exec`: the
+/// Replaces this process with the real `spark-submit` (`provisioner_core::exec`: the
 /// properties memfd, opened without close-on-exec, stays open; signal state is reset
 /// as a shell would leave it). `args` excludes the program name: argv\[0\] is the
 /// resolved path, so Spark's scripts find their installation from it. Returns the
@@ -443,7 +449,7 @@ fn exec(real: &Path, args: &[OsString], env: &ChildEnv) -> i32 {
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(real.as_os_str().to_os_string());
     argv.extend(args.iter().cloned());
-    match provisioner::exec::exec(real, &argv, env) {
+    match provisioner_core::exec::exec(real, &argv, env) {
         // Found a moment ago: it was removed in between. Say it in the wrapper's terms.
         ExecError::NotFound(_) => {
             let e = find::FindError::NotFound {

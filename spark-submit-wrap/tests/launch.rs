@@ -192,7 +192,7 @@ fn static_keys_service_account_reaches_the_job_with_the_simple_provider() {
     let rec = run.record_json();
     assert_eq!(rec["tier"], "runtime_template_sa");
     assert_eq!(rec["credentials"], "static_keys");
-    // Client-side process environment (provisioner::child_env).
+    // Client-side process environment (provisioner_core::child_env).
     let env = run.environ();
     assert_eq!(
         env.get("AWS_ACCESS_KEY_ID").map(String::as_str),

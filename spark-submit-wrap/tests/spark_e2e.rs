@@ -78,17 +78,11 @@ spark.stop()
 "#;
 
 fn venv_bin() -> Option<PathBuf> {
-    match std::env::var("SPARK_VENV_BIN") {
-        Ok(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            assert!(
-                std::env::var("PROVISIONER_E2E").as_deref() != Ok("1"),
-                "PROVISIONER_E2E=1 but SPARK_VENV_BIN is not set; create a venv with pyspark==4.3.0 and set SPARK_VENV_BIN to its bin directory"
-            );
-            eprintln!("note: SPARK_VENV_BIN not set; skipping the real spark-submit test");
-            None
-        }
-    }
+    test_support::server(
+        "SPARK_VENV_BIN",
+        "the bin directory of a virtualenv with pyspark==4.3.0",
+    )
+    .map(PathBuf::from)
 }
 
 /// `--jars` and S3A conf when `SPARK_S3A_JARS` lists hadoop-aws and its dependencies,

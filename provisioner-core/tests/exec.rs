@@ -14,12 +14,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
-use provisioner::child_env::ChildEnv;
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Decision, Plan, StaticKeysPlan, Tier};
-use provisioner::exec::{exec, find_program};
-use provisioner::mint::Credentials;
-use provisioner::model::SecretRef;
+use provisioner_core::child_env::ChildEnv;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::credentials::Credentials;
+use provisioner_core::decision::{Decision, Plan, StaticKeysPlan, Tier};
+use provisioner_core::exec::{exec, find_program};
+use provisioner_core::model::SecretRef;
 
 const ROLE: &str = "EXEC_TEST_OUT";
 const ARGV0: &str = "kernel-as-the-user-wrote-it";

@@ -1,7 +1,7 @@
 //! Every kind of invalid platform file is rejected with one line naming the file, the
 //! entity, the field and the fix; valid oddities load with a warning.
 
-use provisioner::load::{ConfigError, load_str};
+use provisioner_core::load::{ConfigError, load_str};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -373,7 +373,7 @@ fn both_role_and_keys_loads_with_keys_winning_and_a_warning() {
     .unwrap();
     assert!(matches!(
         p.service_accounts["sa"].identity,
-        provisioner::model::ServiceAccountIdentity::StaticKeys { .. }
+        provisioner_core::model::ServiceAccountIdentity::StaticKeys { .. }
     ));
     assert!(
         p.warnings
@@ -434,7 +434,7 @@ fn role_arns_with_empty_account_and_paths_are_accepted() {
     )
     .unwrap();
     match &p.service_accounts["b"].identity {
-        provisioner::model::ServiceAccountIdentity::Role {
+        provisioner_core::model::ServiceAccountIdentity::Role {
             role_arn,
             duration_seconds,
             ..

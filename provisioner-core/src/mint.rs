@@ -33,7 +33,6 @@
 //! in one launch, and never return credentials with a refused decision.
 
 use std::collections::hash_map::RandomState;
-use std::fmt;
 use std::hash::BuildHasher;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -46,44 +45,13 @@ use aws_sdk_sts::operation::assume_role::builders::AssumeRoleFluentBuilder;
 use aws_smithy_types::retry::ErrorKind;
 
 use crate::context::LaunchContext;
+use crate::credentials::Credentials;
 use crate::decision::{
     AssumeRolePlan, Decision, Failure, FailureKind, Plan, Refusal, RefusalCode, StaticKeysPlan,
     Tier, resolve,
 };
 use crate::exit;
 use crate::model::{FailureMode, Platform, SecretRef};
-
-/// Credentials for the child. `Debug` never shows the secret parts.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-    pub expiration: Option<SystemTime>,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expiration", &self.expiration)
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// The expiry as RFC 3339 (`2024-01-01T00:00:00Z`), as decision records and
-    /// `AWS_CREDENTIAL_EXPIRATION` want it; None for keys that do not expire.
-    pub fn expiration_rfc3339(&self) -> Option<String> {
-        // Whole seconds, the same text the child's AWS_CREDENTIAL_EXPIRATION carries.
-        crate::child_env::rfc3339(self.expiration?)
-    }
-}
 
 /// The final decision of a launch and the credentials it obtained (None for the
 /// default tier and for refusals).
@@ -1154,20 +1122,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn expiration_is_rfc3339() {
-        let c = Credentials {
-            access_key_id: "A".into(),
-            secret_access_key: "S".into(),
-            session_token: None,
-            expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-        };
-        assert_eq!(
-            c.expiration_rfc3339().as_deref(),
-            Some("2023-11-14T22:13:20Z")
-        );
-    }
-
     fn output(key: &str, secret: &str, token: &str, expires_in: i64) -> AssumeRoleOutput {
         let now = aws_smithy_types::DateTime::from(SystemTime::now()).secs();
         let c = aws_sdk_sts::types::Credentials::builder()
@@ -1192,18 +1146,5 @@ mod tests {
         assert!(credentials_of(&output("ASIAKEY", "secret", " ", 3600)).is_err());
         assert!(credentials_of(&output("ASIAKEY", "secret", "token", -5)).is_err());
         assert!(credentials_of(&AssumeRoleOutput::builder().build()).is_err());
-    }
-
-    #[test]
-    fn credentials_debug_hides_secrets() {
-        let c = Credentials {
-            access_key_id: "AKIAEXAMPLE".into(),
-            secret_access_key: "s3cr3t-value".into(),
-            session_token: Some("t0ken-value".into()),
-            expiration: None,
-        };
-        let shown = format!("{c:?}");
-        assert!(shown.contains("AKIAEXAMPLE"));
-        assert!(!shown.contains("s3cr3t-value") && !shown.contains("t0ken-value"));
     }
 }

@@ -47,7 +47,7 @@ use zeromq::{
     PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqError, ZmqMessage,
 };
 
-use crate::decision::Refusal;
+use provisioner_core::decision::Refusal;
 
 /// The protocol version this kernel speaks.
 pub const PROTOCOL_VERSION: &str = "5.3";
@@ -948,7 +948,7 @@ mod tests {
     #[test]
     fn notice_from_refusal() {
         let r = Refusal {
-            code: crate::decision::RefusalCode::UnknownUser,
+            code: provisioner_core::decision::RefusalCode::UnknownUser,
             message: "user alice is not in the platform file".into(),
             fix: "add alice under users".into(),
             exit_code: 3,

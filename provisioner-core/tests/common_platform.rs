@@ -1,9 +1,9 @@
 // Shared helpers for the provisioner integration tests (included with `mod`).
 #![allow(dead_code)]
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::load::load_str;
-use provisioner::model::Platform;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::load::load_str;
+use provisioner_core::model::Platform;
 
 pub fn no_env(_: &str) -> Option<String> {
     None

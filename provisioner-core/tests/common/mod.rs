@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::load;
-use provisioner::mint::{Credentials, StsOptions};
-use provisioner::model::Platform;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::credentials::Credentials;
+use provisioner_core::load;
+use provisioner_core::mint::StsOptions;
+use provisioner_core::model::Platform;
 
 pub const ACCOUNT: &str = "123456789012";
 
@@ -185,13 +186,14 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts `$MOTO_SERVER -H 127.0.0.1 -p PORT` and waits until it answers.
-    pub fn start() -> Moto {
-        let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
-            panic!(
-                "MOTO_SERVER is not set: these tests need a real moto server. Set MOTO_SERVER to the moto_server executable (pip install 'moto[server]'), e.g. MOTO_SERVER=/path/to/venv/bin/moto_server"
-            )
-        });
+    /// Starts `$MOTO_SERVER -H 127.0.0.1 -p PORT` and waits until it answers; None
+    /// (the test is skipped, see `test_support::server`) without `MOTO_SERVER`.
+    pub fn start() -> Option<Moto> {
+        let exe = test_support::server(
+            "MOTO_SERVER",
+            "the moto_server executable (pip install 'moto[server]'), e.g. MOTO_SERVER=/path/to/venv/bin/moto_server",
+        )?;
+        let exe = exe.to_string_lossy().into_owned();
         let mut last_err = String::new();
         for _ in 0..3 {
             let port = closed_port();
@@ -213,7 +215,7 @@ impl Moto {
                 if TcpStream::connect(moto.addr()).is_ok() {
                     let (status, _) = http(&moto.addr(), "GET", "/moto-api/data.json", &[], b"");
                     if status == 200 {
-                        return moto;
+                        return Some(moto);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));

@@ -9,11 +9,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::*;
-use provisioner::context::Flow;
-use provisioner::decision::{DefaultReason, Plan, RefusalCode, SkipReason, Tier};
-use provisioner::exit;
-use provisioner::mint::{Minted, StsOptions, obtain_with};
-use provisioner::record::DecisionRecord;
+use provisioner_core::context::Flow;
+use provisioner_core::decision::{DefaultReason, Plan, RefusalCode, SkipReason, Tier};
+use provisioner_core::exit;
+use provisioner_core::mint::{Minted, StsOptions, obtain_with};
+use provisioner_core::record::DecisionRecord;
 use serde_json::json;
 
 const MAX_SESSION: &str =

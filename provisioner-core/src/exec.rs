@@ -212,12 +212,12 @@ mod tests {
     ) {
         (
             SIGNALS.lock().unwrap_or_else(|e| e.into_inner()),
-            crate::test_support::spawning(),
+            test_support::spawning(),
         )
     }
 
     fn file(path: &Path, mode: u32) {
-        crate::test_support::write_executable(path, b"#!/bin/sh\nexit 0\n");
+        test_support::write_executable(path, b"#!/bin/sh\nexit 0\n");
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
@@ -333,7 +333,7 @@ mod tests {
     fn exec_of_a_script_with_a_missing_interpreter_is_126() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("script");
-        crate::test_support::write_executable(&p, b"#!/nonexistent/interpreter\n");
+        test_support::write_executable(&p, b"#!/nonexistent/interpreter\n");
         let _g = serial();
         let e = exec(&p, &["script".into()], &ChildEnv::default());
         assert_eq!(e.exit_code(), 126);
@@ -344,7 +344,7 @@ mod tests {
     fn exec_of_a_file_without_format_is_126() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("data");
-        crate::test_support::write_executable(&p, &[0u8, 1, 2, 3, 4, 5, 6, 7]);
+        test_support::write_executable(&p, &[0u8, 1, 2, 3, 4, 5, 6, 7]);
         let _g = serial();
         let e = exec(&p, &["data".into()], &ChildEnv::default());
         assert_eq!(e.exit_code(), 126);

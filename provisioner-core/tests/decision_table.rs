@@ -4,13 +4,13 @@
 mod common_platform;
 
 use common_platform::*;
-use provisioner::context::Flow;
-use provisioner::decision::{
+use provisioner_core::context::Flow;
+use provisioner_core::decision::{
     DefaultReason, Failure, FailureKind, Plan, RefusalCode, SkipReason, Tier, resolve,
 };
-use provisioner::exit;
+use provisioner_core::exit;
 
-fn skips(d: &provisioner::decision::Decision) -> Vec<(Tier, SkipReason)> {
+fn skips(d: &provisioner_core::decision::Decision) -> Vec<(Tier, SkipReason)> {
     d.skipped.iter().map(|s| (s.tier, s.reason)).collect()
 }
 
@@ -396,7 +396,7 @@ fn platform_folders_substitute_user_and_workspace() {
         "session_policy_platform_folders": "syn-workspace/{workspace}/{user},syn-app-logs"},
       "aws": {"region": "us-east-1", "session_policy_role_arn": "arn:aws:iam:::role/nbrole", "platform_bucket": "acme-platform"},
       "workspaces": [{"id": "ws-1"}], "users": [{"id": "alice"}]}"#;
-    let p = provisioner::load::load_str(json, "t.json", &no_env).unwrap();
+    let p = provisioner_core::load::load_str(json, "t.json", &no_env).unwrap();
     let d = resolve(&p, &ctx(Flow::Notebook, "alice", Some("ws-1"), None), &[]);
     let policy = d.policy().unwrap().json().to_string();
     assert!(
@@ -417,7 +417,7 @@ fn session_tags_and_source_identity_only_when_enabled() {
         "sts_source_identity": "true", "sts_session_tags": "true"},
       "aws": {"region": "us-east-1", "session_policy_role_arn": "arn:aws:iam:::role/nbrole"},
       "runtime_templates": [{"id": "rt-1"}], "workspaces": [{"id": "ws-1"}], "users": [{"id": "alice@example.com"}]}"#;
-    let p = provisioner::load::load_str(json, "t.json", &no_env).unwrap();
+    let p = provisioner_core::load::load_str(json, "t.json", &no_env).unwrap();
     let d = resolve(
         &p,
         &ctx(Flow::Job, "alice@example.com", Some("ws-1"), Some("rt-1")),
@@ -443,7 +443,7 @@ fn session_tags_and_source_identity_only_when_enabled() {
 
 #[test]
 fn session_names_are_valid_for_sts() {
-    use provisioner::decision::session_name;
+    use provisioner_core::decision::session_name;
     assert_eq!(session_name("alice"), "alice");
     assert_eq!(session_name("a"), "a-");
     let long = "x".repeat(100);

@@ -1,11 +1,12 @@
 //! `provisioner`: the Jupyter kernel launcher and its admin commands.
 //!
 //! The binary is thin: it parses arguments, calls the library, and maps outcomes to
-//! the documented exit codes (see `provisioner::exit`). It never prints a secret.
+//! the documented exit codes (see `provisioner_core::exit`). It never prints a secret.
 
 mod args;
 mod explain;
 mod kernel;
+mod kernelspec;
 
 use std::process::ExitCode;
 
@@ -21,16 +22,16 @@ fn main() -> ExitCode {
             // one line on stderr and exit code 2.
             if !e.use_stderr() {
                 let _ = e.print();
-                return ExitCode::from(provisioner::exit::OK as u8);
+                return ExitCode::from(provisioner_core::exit::OK as u8);
             }
             eprintln!("{}", usage_error_line(&e.render().to_string(), e.kind()));
-            return ExitCode::from(provisioner::exit::CONFIG as u8);
+            return ExitCode::from(provisioner_core::exit::CONFIG as u8);
         }
     };
     let code = match cli.command {
         Command::Explain(a) => explain::run(&a),
         Command::Kernel(a) => kernel::run(a),
-        Command::Kernelspec { command } => provisioner::kernelspec::run(command),
+        Command::Kernelspec { command } => crate::kernelspec::run(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use common_platform::no_env;
 use proptest::prelude::*;
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Tier, resolve};
-use provisioner::model::S3Location;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Tier, resolve};
+use provisioner_core::model::S3Location;
 use serde_json::{Value, json};
 
 /// A location: bucket index and folder segment indices.
@@ -185,7 +185,7 @@ proptest! {
     #[test]
     fn invariants_hold_for_random_platforms(g in platforms(), flow_i in 0usize..3, user_i in 0usize..5, ws_i in prop::option::of(0usize..3), rt_i in prop::option::of(0usize..3)) {
         let text = platform_json(&g);
-        let p = provisioner::load::load_str(&text, "random.json", &no_env).expect("generated platform loads");
+        let p = provisioner_core::load::load_str(&text, "random.json", &no_env).expect("generated platform loads");
         let flow = [Flow::Notebook, Flow::NotebookRun, Flow::Job][flow_i];
         let user_idx = user_i % g.users.len();
         let ctx = LaunchContext {

@@ -9,11 +9,11 @@
 
 use std::ffi::OsString;
 
-use provisioner::child_env::ChildEnv;
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::record::DecisionRecord;
-use provisioner::refusal_kernel::{self, RefusalNotice};
-use provisioner::{exec, exit, load, mint};
+use provisioner_core::child_env::ChildEnv;
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::record::DecisionRecord;
+use provisioner_core::{exec, exit, load, mint};
+use refusal_kernel::{self, RefusalNotice};
 
 use crate::args::KernelArgs;
 

@@ -7,14 +7,16 @@
 mod common;
 
 use common::*;
-use provisioner::context::Flow;
-use provisioner::decision::{DefaultReason, Tier};
-use provisioner::mint::obtain;
+use provisioner_core::context::Flow;
+use provisioner_core::decision::{DefaultReason, Tier};
+use provisioner_core::mint::obtain;
 use serde_json::json;
 
 #[test]
 fn obtain_uses_the_standard_chain_and_the_sts_endpoint_from_the_environment() {
-    let moto = Moto::start();
+    let Some(moto) = Moto::start() else {
+        return;
+    };
     moto.create_role("Finance", &format!("arn:aws:iam::{ACCOUNT}:root"));
     // SAFETY: the only test in this binary; the harness's main thread only waits
     // for it, and the moto child was spawned above, so no thread reads the

@@ -35,61 +35,12 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
-
-use crate::decision::{Decision, Plan, Tier};
-use crate::mint::Credentials;
-
-/// Names the tier and expiry of a provisioned process; `spark-submit-wrap` sees it and
-/// propagates instead of resolving again. Value format: see [`Marker`].
-pub const MARKER: &str = "SYN_PROVISIONED";
-
-pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
-pub const AWS_CREDENTIAL_EXPIRATION: &str = "AWS_CREDENTIAL_EXPIRATION";
-pub const AWS_REGION: &str = "AWS_REGION";
-pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-pub const AWS_EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
-
-/// The names set when credentials are present (each only when it has a value), in the
-/// order they are appended. Every parent entry of these names is removed first.
-pub const SET_WHEN_CREDENTIALS: &[&str] = &[
-    AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY,
-    AWS_SESSION_TOKEN,
-    AWS_CREDENTIAL_EXPIRATION,
-    AWS_REGION,
-    AWS_DEFAULT_REGION,
-    AWS_EC2_METADATA_DISABLED,
-];
-
-/// Other credential sources that would let the child's SDK find an identity other than
-/// the one decided (profiles, config files, web identity, container endpoints, legacy
-/// names). Every entry of each is removed when credentials are present (SPEC section 6).
-pub const REMOVED_WHEN_CREDENTIALS: &[&str] = &[
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SDK_LOAD_CONFIG",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CREDENTIAL_FILE",
-    "AWS_SECURITY_TOKEN",
-    "AWS_SESSION_EXPIRATION",
-    "AWS_ACCESS_KEY",
-    "AWS_SECRET_KEY",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "BOTO_CONFIG",
-];
+use crate::credentials::{
+    AWS_EC2_METADATA_DISABLED, Credentials, REMOVED_WHEN_CREDENTIALS, SET_WHEN_CREDENTIALS,
+};
+use crate::decision::{Decision, Plan};
+use crate::marker::{MARKER, Marker};
 
 /// The child's complete environment, in order, duplicates preserved unless removed.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -126,17 +77,9 @@ impl ChildEnv {
         match (creds, &decision.plan) {
             (Some(c), _) => {
                 env.remove_credential_sources();
-                env.push(AWS_ACCESS_KEY_ID, &c.access_key_id);
-                env.push(AWS_SECRET_ACCESS_KEY, &c.secret_access_key);
-                if let Some(token) = &c.session_token {
-                    env.push(AWS_SESSION_TOKEN, token);
+                for (name, value) in c.launch_vars(Some(region)) {
+                    env.push(name, &value);
                 }
-                if let Some(exp) = c.expiration.and_then(rfc3339) {
-                    env.push(AWS_CREDENTIAL_EXPIRATION, &exp);
-                }
-                env.push(AWS_REGION, region);
-                env.push(AWS_DEFAULT_REGION, region);
-                env.push(AWS_EC2_METADATA_DISABLED, "true");
                 env.push(MARKER, &Marker::for_launch(decision, creds).to_string());
             }
             (None, Plan::Ambient) => {
@@ -187,143 +130,14 @@ impl ChildEnv {
     }
 }
 
-/// Formats an expiry as RFC 3339 UTC with whole seconds (`2026-11-22T22:00:00Z`).
-/// Fractions are cut, which can only make the expiry look earlier, never later.
-/// `None` for times before 1970 or beyond what RFC 3339 can write.
-pub fn rfc3339(t: SystemTime) -> Option<String> {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).ok()?,
-        Err(_) => return None,
-    };
-    DateTime::from_secs(secs).fmt(Format::DateTime).ok()
-}
-
-/// Parses an RFC 3339 UTC time (`Z`, fractions accepted) as written by [`rfc3339`].
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let dt = DateTime::from_str(s, Format::DateTime).ok()?;
-    let secs = u64::try_from(dt.secs()).ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, dt.subsec_nanos()))
-}
-
-/// The value of [`MARKER`]: `;`-separated `key=value` fields.
-///
-/// ```text
-/// SYN_PROVISIONED=tier=session_policy;expiration=2026-11-22T22:00:00Z;user=alice
-/// ```
-///
-/// | key | value | present |
-/// |---|---|---|
-/// | `tier` | `workspace_sa`, `runtime_template_sa`, `session_policy` or `default` | always |
-/// | `expiration` | RFC 3339 UTC, whole seconds | when the credentials expire |
-/// | `user` | the launch's user id | always |
-///
-/// Readers must ignore keys they do not know (fields may be added) and must not rely on
-/// field order. Values never contain `;` (user ids are restricted to `[\w+=,.@-]`).
-/// The marker carries no secret; the credentials themselves are the `AWS_*` variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marker {
-    pub tier: Tier,
-    pub expiration: Option<SystemTime>,
-    pub user: String,
-}
-
-/// A marker value that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{MARKER} value \"{value}\" is invalid: {problem}; unset {MARKER} or launch through provisioner again"
-)]
-pub struct MarkerError {
-    pub value: String,
-    pub problem: String,
-}
-
-impl Marker {
-    /// The marker for a launch.
-    pub fn for_launch(decision: &Decision, creds: Option<&Credentials>) -> Marker {
-        Marker {
-            tier: decision.tier,
-            expiration: creds.and_then(|c| c.expiration),
-            user: decision.context.user.clone(),
-        }
-    }
-
-    /// Reads a marker value (the part after `SYN_PROVISIONED=`).
-    pub fn parse(value: &str) -> Result<Marker, MarkerError> {
-        let err = |problem: String| MarkerError {
-            value: value.escape_default().to_string(),
-            problem,
-        };
-        let mut tier = None;
-        let mut expiration = None;
-        let mut user = None;
-        for field in value.split(';').filter(|f| !f.is_empty()) {
-            let Some((key, val)) = field.split_once('=') else {
-                return Err(err(format!("field \"{field}\" has no '='")));
-            };
-            let slot_taken = match key {
-                "tier" => tier.replace(parse_tier(val).ok_or_else(|| {
-                    err(format!(
-                        "unknown tier \"{val}\" (expected workspace_sa, runtime_template_sa, session_policy or default)"
-                    ))
-                })?).is_some(),
-                "expiration" => expiration
-                    .replace(parse_rfc3339(val).ok_or_else(|| {
-                        err(format!("expiration \"{val}\" is not an RFC 3339 time"))
-                    })?)
-                    .is_some(),
-                "user" => {
-                    if val.is_empty() {
-                        return Err(err("user is empty".into()));
-                    }
-                    user.replace(val.to_string()).is_some()
-                }
-                // Fields added by later versions.
-                _ => false,
-            };
-            if slot_taken {
-                return Err(err(format!("field \"{key}\" appears twice")));
-            }
-        }
-        Ok(Marker {
-            tier: tier.ok_or_else(|| err("no tier field".into()))?,
-            expiration,
-            user: user.ok_or_else(|| err("no user field".into()))?,
-        })
-    }
-
-    /// Whether the credentials have expired at `now` (never for keys without expiry).
-    pub fn expired_at(&self, now: SystemTime) -> bool {
-        self.expiration.is_some_and(|e| e <= now)
-    }
-}
-
-fn parse_tier(s: &str) -> Option<Tier> {
-    [
-        Tier::WorkspaceSa,
-        Tier::RuntimeTemplateSa,
-        Tier::SessionPolicy,
-        Tier::Default,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
-}
-
-impl fmt::Display for Marker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tier={}", self.tier)?;
-        if let Some(exp) = self.expiration.and_then(rfc3339) {
-            write!(f, ";expiration={exp}")?;
-        }
-        write!(f, ";user={}", self.user)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::{Flow, LaunchContext};
+    use crate::decision::Tier;
     use crate::decision::{AssumeRolePlan, DefaultReason, Refusal, RefusalCode, StaticKeysPlan};
     use crate::model::{RoleArn, SecretRef};
+    use std::time::{Duration, UNIX_EPOCH};
 
     const EXP_SECS: u64 = 1_795_384_800; // 2026-11-22T22:00:00Z
 
@@ -554,14 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn removal_list_is_the_one_in_the_spec() {
-        assert_eq!(REMOVED_WHEN_CREDENTIALS.len(), 18);
-        for name in ["AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "BOTO_CONFIG"] {
-            assert!(REMOVED_WHEN_CREDENTIALS.contains(&name));
-        }
-    }
-
-    #[test]
     fn names_that_only_share_a_prefix_are_kept() {
         let parent = vars(&[
             ("AWS_PROFILE_X", "1"),
@@ -634,82 +440,5 @@ mod tests {
         assert!(dbg.contains("AWS_SECRET_ACCESS_KEY"));
         assert!(!dbg.contains("secret/value"), "{dbg}");
         assert!(!dbg.contains("token-value"), "{dbg}");
-    }
-
-    #[test]
-    fn expiration_is_rfc3339_utc_whole_seconds() {
-        let t = UNIX_EPOCH + Duration::new(EXP_SECS, 999_000_000);
-        assert_eq!(rfc3339(t).as_deref(), Some("2026-11-22T22:00:00Z"));
-        assert_eq!(rfc3339(UNIX_EPOCH).as_deref(), Some("1970-01-01T00:00:00Z"));
-        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), None);
-        assert_eq!(
-            parse_rfc3339("2026-11-22T22:00:00Z"),
-            Some(UNIX_EPOCH + Duration::from_secs(EXP_SECS))
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-22T22:00:00.5Z"),
-            Some(UNIX_EPOCH + Duration::new(EXP_SECS, 500_000_000))
-        );
-        assert_eq!(parse_rfc3339("tomorrow"), None);
-    }
-
-    #[test]
-    fn marker_round_trips() {
-        let m = Marker {
-            tier: Tier::SessionPolicy,
-            expiration: Some(UNIX_EPOCH + Duration::from_secs(EXP_SECS)),
-            user: "alice@corp.example".into(),
-        };
-        let s = m.to_string();
-        assert_eq!(
-            s,
-            "tier=session_policy;expiration=2026-11-22T22:00:00Z;user=alice@corp.example"
-        );
-        assert_eq!(Marker::parse(&s), Ok(m));
-        let no_exp = Marker::parse("tier=default;user=a=b,c").unwrap();
-        assert_eq!(no_exp.tier, Tier::Default);
-        assert_eq!(no_exp.expiration, None);
-        assert_eq!(no_exp.user, "a=b,c");
-    }
-
-    #[test]
-    fn marker_parse_ignores_unknown_fields_and_order() {
-        let m = Marker::parse("user=bob;flow=job;tier=workspace_sa;").unwrap();
-        assert_eq!(m.tier, Tier::WorkspaceSa);
-        assert_eq!(m.user, "bob");
-    }
-
-    #[test]
-    fn marker_parse_rejects_bad_values_with_a_fix() {
-        for (value, problem) in [
-            ("", "no tier field"),
-            ("user=bob", "no tier field"),
-            ("tier=default", "no user field"),
-            ("tier=admin;user=bob", "unknown tier"),
-            ("tier=default;user=", "user is empty"),
-            ("tier=default;user=bob;expiration=soon", "not an RFC 3339"),
-            ("tier=default;tier=session_policy;user=bob", "appears twice"),
-            ("tier=default;user=bob;junk", "has no '='"),
-        ] {
-            let e = Marker::parse(value).unwrap_err();
-            let msg = e.to_string();
-            assert!(msg.contains(problem), "{value}: {msg}");
-            assert!(msg.contains("unset SYN_PROVISIONED"), "{msg}");
-            assert!(!msg.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn marker_expiry_check() {
-        let m =
-            Marker::parse("tier=session_policy;expiration=2026-11-22T22:00:00Z;user=a").unwrap();
-        let at = UNIX_EPOCH + Duration::from_secs(EXP_SECS);
-        assert!(!m.expired_at(at - Duration::from_secs(1)));
-        assert!(m.expired_at(at));
-        assert!(
-            !Marker::parse("tier=default;user=a")
-                .unwrap()
-                .expired_at(SystemTime::now())
-        );
     }
 }

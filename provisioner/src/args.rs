@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use provisioner::context::{ContextFlags, Flow};
+use provisioner_core::context::{ContextFlags, Flow};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,7 +28,7 @@ pub enum Command {
     /// Install or wrap kernelspecs that launch through provisioner.
     Kernelspec {
         #[command(subcommand)]
-        command: provisioner::kernelspec::KernelspecCommand,
+        command: crate::kernelspec::KernelspecCommand,
     },
 }
 

@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
-use provisioner::context::{Flow, LaunchContext};
-use provisioner::decision::{Decision, Plan, Tier, resolve};
-use provisioner::model::Platform;
-use provisioner::policy::MAX_POLICY_CHARS;
-use provisioner::record::DecisionRecord;
-use provisioner::{exit, load};
+use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::{Decision, Plan, Tier, resolve};
+use provisioner_core::model::Platform;
+use provisioner_core::policy::MAX_POLICY_CHARS;
+use provisioner_core::record::DecisionRecord;
+use provisioner_core::{exit, load};
 
 use crate::args::ExplainArgs;
 

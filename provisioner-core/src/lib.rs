@@ -11,26 +11,23 @@
 //! | [`decision`] | the identity resolution tables (pure) | none |
 //! | [`policy`] | the data-plane session policy document (pure) | none |
 //! | [`record`] | the decision record written per launch and printed by `explain` | none |
+//! | [`credentials`] | the `Credentials` type, the `AWS_*` variables a launch sets and removes, RFC 3339 expiry text | none |
+//! | [`marker`] | the `SYN_PROVISIONED` marker a provisioned process carries | none |
 //! | [`mint`] | obtaining credentials for a decision (STS, static keys) | network, files |
 //! | [`child_env`] | the environment the child program starts with | none |
 //! | [`exec`] | replacing this process with the child | exec |
-//! | [`kernelspec`] | writing kernel.json files that launch through `provisioner` | writes files |
-//! | [`refusal_kernel`] | a minimal Jupyter kernel that answers a refused launch with the reason and the fix | network (the connection file's ports) |
 //!
 //! Nothing in this crate ever writes a secret to a log, a record or an argument vector.
 
 pub mod child_env;
 pub mod context;
+pub mod credentials;
 pub mod decision;
 pub mod exec;
 pub mod exit;
-pub mod kernelspec;
 pub mod load;
+pub mod marker;
 pub mod mint;
 pub mod model;
 pub mod policy;
 pub mod record;
-pub mod refusal_kernel;
-
-#[cfg(test)]
-mod test_support;
