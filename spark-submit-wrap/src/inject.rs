@@ -825,7 +825,7 @@ mod tests {
                 None,
                 false,
             );
-            let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+            let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
             let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
             for key in [
                 "spark.hadoop.fs.s3a.aws.credentials.provider",
@@ -850,7 +850,7 @@ mod tests {
                 None,
                 false,
             );
-            let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+            let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
             assert_eq!(
                 inj.merged_file(&eff)["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
                 TEMPORARY_PROVIDER,
@@ -884,7 +884,7 @@ mod tests {
             None,
             false,
         );
-        let inj = plan(&eff, &scoped(true), Deploy::from(None, None));
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
         let m = inj.merged_file(&eff);
         assert!(!m.contains_key("spark.hadoop.fs.s3a.auth.profile.file"));
         assert!(!m.contains_key("spark.hadoop.fs.s3a.bucket.logs.auth.profile.name"));

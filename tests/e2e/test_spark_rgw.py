@@ -50,6 +50,11 @@ CONTAINER_PROVIDER = "software.amazon.awssdk.auth.credentials.ContainerCredentia
 # What Hadoop logs when a provider list names an SDK v1 class it maps to SDK v2.
 V1_REMAP_WARNING = "contains AWS v1 SDK entry"
 
+# A Spark JVM starts in ~15 s on an idle machine and takes minutes when builds share its
+# cores; a hang still fails the test, only later than pytest.ini's default.
+SPARK_TIMEOUT = 600
+pytestmark = pytest.mark.timeout(SPARK_TIMEOUT + 120)
+
 DATA = "a,b\n1,2\n"
 ROWS = ["1,2", "a,b"]
 TABLE_ROWS = ["3,4", "c,d"]
@@ -141,7 +146,7 @@ def test_spark_job_runs_scoped_to_its_data_plane(rgw, spark_stack, spark_submit_
     })
     r = spark_submit_wrap.run(*submit_options(rgw), app, bucket,
                               rgw.launcher.secret_access_key,
-                              env=env, cwd=tmp_path, timeout=180)
+                              env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
     [record] = read_records(log)
@@ -202,7 +207,7 @@ def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
         "--conf", f"{prefix}aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "--conf", f"{prefix}access.key={rgw.launcher.access_key_id}",
         "--conf", f"{prefix}secret.key={rgw.launcher.secret_access_key}",
-        app, bucket, env=env, cwd=tmp_path, timeout=300)
+        app, bucket, env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
     assert seen["bucket_provider"] == ENV_PROVIDER_V2
@@ -273,7 +278,7 @@ def test_s3a_reads_through_the_sdk_v2_container_credentials_provider(rgw, spark_
         opts = submit_options(rgw) + [
             "--conf", f"spark.hadoop.fs.s3a.aws.credentials.provider={CONTAINER_PROVIDER}"]
         r = subprocess.run([str(spark_bin() / "spark-submit"), *opts, str(app), bucket],
-                           env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                           env=env, capture_output=True, text=True, timeout=SPARK_TIMEOUT, cwd=tmp_path)
         requests = list(endpoint.requests)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
@@ -319,7 +324,7 @@ def test_pyspark_in_a_kernel_gets_the_kernels_credentials(
         try:
             out = run_cell(kc, CELL % {"bucket": bucket,
                                         "forbidden": rgw.launcher.secret_access_key},
-                           timeout=150)
+                           timeout=SPARK_TIMEOUT)
         finally:
             kc.stop_channels()
     finally:
