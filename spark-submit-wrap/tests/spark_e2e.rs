@@ -113,6 +113,13 @@ fn s3a_setup() -> (Vec<String>, Vec<(String, String)>) {
 /// without package) and nothing else, when the application opened one.
 fn assert_s3a_provider(v: &serde_json::Value, field: &str, provider: &str) {
     let Some(fs) = v[field].as_str() else {
+        // Only a run without the jars leaves it out.
+        assert!(
+            std::env::var("SPARK_S3A_JARS")
+                .unwrap_or_default()
+                .is_empty(),
+            "{field}: S3A was not opened although SPARK_S3A_JARS is set: {v}"
+        );
         return;
     };
     assert!(!fs.starts_with("ERROR"), "{field}: {fs}");
