@@ -31,7 +31,9 @@
 //!   `secret.key`, `session.token`, `aws.credentials.provider`,
 //!   `aws.credentials.provider.mapping` (can rename the provider class),
 //!   `security.credential.provider.path` (a credential store is consulted *before*
-//!   the conf value), `delegation.token.binding`, and every `assumed.role.*`;
+//!   the conf value), `delegation.token.binding`, every `assumed.role.*`, and
+//!   `auth.profile.file` / `auth.profile.name` (the profile Hadoop 3.5's
+//!   `ProfileAWSCredentialsProvider` reads);
 //! * `spark.hadoop.hadoop.security.credential.provider.path`;
 //! * `AWS_*` credential variables in `spark.executorEnv.`, `spark.yarn.appMasterEnv.`,
 //!   `spark.kubernetes.driverEnv.` and `spark.kubernetes.{driver,executor}.secretKeyRef.`:
@@ -51,17 +53,22 @@
 //!   file, shadowed with an empty value);
 //! * **from `--conf`** — the user's token stays as it is and a later `--conf` (inserted
 //!   before the primary resource, so last-wins makes it win) carries a *non-secret*
-//!   neutral value: for S3A keys, the scope's provider becomes
-//!   `com.amazonaws.auth.EnvironmentVariableCredentialsProvider` (Hadoop 3.4 maps it to
-//!   the SDK v2 class), which ignores the conf keys and reads the `AWS_*` variables the
-//!   wrapper sets on driver and executors; for `AWS_ACCESS_KEY_ID`,
+//!   neutral value: for S3A keys, the scope's provider becomes the AWS SDK v2's
+//!   `software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider`
+//!   (the name Hadoop 3.4+ documents), which ignores the conf keys and reads the
+//!   `AWS_*` variables the wrapper sets on driver and executors; for `AWS_ACCESS_KEY_ID`,
 //!   `AWS_EC2_METADATA_DISABLED` and `AWS_CREDENTIAL_EXPIRATION` the scoped value; for
 //!   secret variables and credential sources an empty value — an SDK then finds no
-//!   usable credentials there and fails closed; `assumed.role.*` keys need nothing as
-//!   no provider that reads them is left in place. A credential store path from
+//!   usable credentials there and fails closed; `assumed.role.*` and `auth.profile.*`
+//!   keys need nothing as no provider that reads them is left in place. A credential store path from
 //!   `--conf` stays too, and Hadoop asks it for a bucket's keys before the conf, so
 //!   buckets that would get the scoped keys from the file get the environment
 //!   provider on the command line instead.
+//!
+//! Neutralising goes by key, never by the provider class a value names: a user's
+//! provider is replaced whether it is written with an SDK v1 name
+//! (`com.amazonaws.auth.…`, which Hadoop 3.4+ maps to its SDK v2 counterpart), an SDK v2
+//! name (`software.amazon.awssdk.auth.credentials.…`) or a class of Hadoop's own.
 //!
 //! Every neutralised key adds one warning (key and source, never a value) to the
 //! decision record.
@@ -86,10 +93,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::conf::{Effective, Source};
 
+// Provider class names as Hadoop 3.4+ (AWS SDK v2) documents them. Hadoop's own two
+// read `fs.s3a.access.key`, `.secret.key` (and `.session.token`) from the conf.
 pub const TEMPORARY_PROVIDER: &str = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider";
 pub const SIMPLE_PROVIDER: &str = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider";
-/// The SDK v1 name; Hadoop 3.4+ maps it to the SDK v2 environment provider.
-pub const ENV_PROVIDER: &str = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider";
+/// The SDK v2 provider that reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` from the process environment. Its SDK v1 name,
+/// `com.amazonaws.auth.EnvironmentVariableCredentialsProvider`, still works (Hadoop maps
+/// it), but costs a deprecation warning in every job's log.
+pub const ENV_PROVIDER: &str =
+    "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider";
 
 const S3A: &str = "spark.hadoop.fs.s3a.";
 const S3A_BUCKET: &str = "spark.hadoop.fs.s3a.bucket.";
@@ -229,6 +242,9 @@ enum S3aKind {
     CredentialPath,
     DelegationBinding,
     AssumedRole,
+    /// `auth.profile.file`, `auth.profile.name`: read only by
+    /// `ProfileAWSCredentialsProvider`.
+    Profile,
 }
 
 const S3A_SUFFIXES: &[(&str, S3aKind)] = &[
@@ -239,6 +255,8 @@ const S3A_SUFFIXES: &[(&str, S3aKind)] = &[
     ("aws.credentials.provider", S3aKind::Provider),
     ("security.credential.provider.path", S3aKind::CredentialPath),
     ("delegation.token.binding", S3aKind::DelegationBinding),
+    ("auth.profile.file", S3aKind::Profile),
+    ("auth.profile.name", S3aKind::Profile),
 ];
 
 /// A configuration key that decides credentials.
@@ -356,17 +374,24 @@ pub fn plan(
                 }
             }
             // The same for the base keys and a bucket's: these kinds are neutralised on
-            // the command line (an assumed-role key is inert once no assumed-role
-            // provider is left in place).
+            // the command line (an assumed-role or profile key is inert once no
+            // provider that reads it is left in place).
             (Class::S3aBase(kind) | Class::S3aBucket(_, kind), Source::Cli(_))
                 if matches!(
                     kind,
-                    S3aKind::AssumedRole | S3aKind::DelegationBinding | S3aKind::ProviderMapping
+                    S3aKind::AssumedRole
+                        | S3aKind::Profile
+                        | S3aKind::DelegationBinding
+                        | S3aKind::ProviderMapping
                 ) =>
             {
                 if *kind == S3aKind::AssumedRole {
                     inj.warnings.push(format!(
                         "spark conf: {key} from --conf has no effect: no assumed-role provider is left in place; remove it"
+                    ));
+                } else if *kind == S3aKind::Profile {
+                    inj.warnings.push(format!(
+                        "spark conf: {key} from --conf has no effect: no profile provider is left in place; remove it"
                     ));
                 } else {
                     inj.cli.push((key.clone(), String::new()));
@@ -540,6 +565,14 @@ mod tests {
         assert_eq!(
             classify("spark.hadoop.fs.s3a.bucket.b.assumed.role.arn"),
             Some(Class::S3aBucket("b".into(), S3aKind::AssumedRole))
+        );
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.bucket.b.auth.profile.name"),
+            Some(Class::S3aBucket("b".into(), S3aKind::Profile))
+        );
+        assert_eq!(
+            classify("spark.hadoop.fs.s3a.auth.profile.file"),
+            Some(Class::S3aBase(S3aKind::Profile))
         );
         assert_eq!(classify("spark.hadoop.fs.s3a.bucket.b.endpoint"), None);
         assert_eq!(
@@ -765,6 +798,109 @@ mod tests {
             assert!(v != "SECRETVALUE" && v != "TOKENVALUE");
         }
         assert_eq!(inj.warnings.len(), 7);
+    }
+
+    #[test]
+    fn user_providers_are_neutralised_whatever_sdk_names_them() {
+        // Hadoop 3.4+ maps the SDK v1 names to SDK v2 classes: a user may write either,
+        // or a class of Hadoop's own. All are replaced, and the wrapper's own value is
+        // the SDK v2 name, never the v1 one Hadoop would warn about.
+        for user in [
+            "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+            "com.amazonaws.auth.profile.ProfileCredentialsProvider",
+            "com.amazonaws.auth.InstanceProfileCredentialsProvider",
+            "software.amazon.awssdk.auth.credentials.ProfileCredentialsProvider",
+            "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
+            "org.apache.hadoop.fs.s3a.auth.ProfileAWSCredentialsProvider",
+            "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+        ] {
+            let eff = Effective::merge(
+                &cli(&[
+                    ("spark.hadoop.fs.s3a.aws.credentials.provider", user),
+                    (
+                        "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
+                        user,
+                    ),
+                ]),
+                None,
+                None,
+                false,
+            );
+            let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
+            let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
+            for key in [
+                "spark.hadoop.fs.s3a.aws.credentials.provider",
+                "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
+            ] {
+                assert_eq!(
+                    cli.get(key).map(String::as_str),
+                    Some(
+                        "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+                    ),
+                    "{user} in {key}"
+                );
+            }
+            assert_eq!(inj.warnings.len(), 2, "{user}: {:#?}", inj.warnings);
+
+            let eff = Effective::merge(
+                &[],
+                Some(map(&[(
+                    "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
+                    user,
+                )])),
+                None,
+                false,
+            );
+            let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
+            assert_eq!(
+                inj.merged_file(&eff)["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
+                TEMPORARY_PROVIDER,
+                "{user} from a file"
+            );
+            assert!(inj.cli.is_empty());
+        }
+        assert!(!ENV_PROVIDER.starts_with("com.amazonaws."));
+    }
+
+    #[test]
+    fn profile_keys_are_removed_from_files_and_reported_from_the_command_line() {
+        // Hadoop 3.5's ProfileAWSCredentialsProvider reads a profile file and name from
+        // these keys; with the provider replaced they are inert, but they say the user
+        // meant other credentials.
+        let eff = Effective::merge(
+            &cli(&[
+                ("spark.hadoop.fs.s3a.auth.profile.name", "admin"),
+                (
+                    "spark.hadoop.fs.s3a.bucket.raw.auth.profile.file",
+                    "/home/alice/.aws/c",
+                ),
+            ]),
+            Some(map(&[
+                (
+                    "spark.hadoop.fs.s3a.auth.profile.file",
+                    "/etc/aws/credentials",
+                ),
+                ("spark.hadoop.fs.s3a.bucket.logs.auth.profile.name", "admin"),
+            ])),
+            None,
+            false,
+        );
+        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
+        let m = inj.merged_file(&eff);
+        assert!(!m.contains_key("spark.hadoop.fs.s3a.auth.profile.file"));
+        assert!(!m.contains_key("spark.hadoop.fs.s3a.bucket.logs.auth.profile.name"));
+        // Nothing to override on the command line: no provider reads them.
+        assert!(inj.cli.is_empty(), "{:?}", inj.cli);
+        assert_eq!(inj.warnings.len(), 4, "{:#?}", inj.warnings);
+        assert!(
+            inj.warnings
+                .iter()
+                .filter(|w| w.contains("from --conf"))
+                .all(|w| w.contains("no profile provider is left in place")),
+            "{:#?}",
+            inj.warnings
+        );
+        assert!(inj.warnings.iter().all(|w| !w.contains("admin")));
     }
 
     #[test]

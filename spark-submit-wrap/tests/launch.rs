@@ -314,7 +314,7 @@ fn wrap_explain_prints_redacted_decision_argv_and_conf_without_exec() {
             "--properties-file",
             "/dev/fd/N",
             "--conf",
-            "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider=com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+            "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider=software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
             "job.py",
             "--flag"
         ]

@@ -8,6 +8,13 @@
 //! pyspark==4.3.0`; Java 17 on PATH). Without it the tests are skipped with a note,
 //! unless `PROVISIONER_E2E=1`, where a missing venv is a failure.
 //!
+//! With `SPARK_S3A_JARS` (hadoop-aws at Spark's Hadoop version and its dependencies,
+//! comma-separated; scripts/test fetches them) the application also opens S3A file
+//! systems with the conf the wrapper wrote, which makes Hadoop load every credential
+//! provider class it names: the names must be ones this Hadoop accepts. Nothing is
+//! sent: S3A points at a closed loopback port and makes no request when opened.
+//! `PROVISIONER_E2E=1` requires the jars too.
+//!
 //! Only loopback: `SPARK_LOCAL_IP=127.0.0.1`, no UI, metadata service disabled.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
@@ -37,6 +44,18 @@ def probe(_):
     }
 
 executors = sc.parallelize(range(4), 2).map(probe).collect()
+
+def s3a(uri):
+    # Opening an S3A file system builds its credential provider list from the conf
+    # (each class loaded and instantiated) and sends nothing.
+    jvm = spark._jvm
+    try:
+        fs = jvm.org.apache.hadoop.fs.FileSystem.get(
+            jvm.java.net.URI(uri), spark._jsc.hadoopConfiguration())
+        return fs.toString()
+    except Exception as e:
+        return "ERROR " + str(e)[:2000]
+
 # The JVM that runs this Python driver: its command line must not carry a secret.
 with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
     jvm_cmdline = f.read()
@@ -52,6 +71,8 @@ out = {
     "jvm_has_properties_file": b"--properties-file" in jvm_cmdline,
     "executors": executors,
     "argv": sys.argv[1:],
+    "s3a_base": s3a("s3a://base/") if os.environ.get("PROBE_S3A") else None,
+    "s3a_raw": s3a("s3a://raw/") if os.environ.get("PROBE_S3A") else None,
 }
 print("RESULT " + json.dumps(out))
 spark.stop()
@@ -63,6 +84,54 @@ fn venv_bin() -> Option<PathBuf> {
         "the bin directory of a virtualenv with pyspark==4.3.0",
     )
     .map(PathBuf::from)
+}
+
+/// `--jars` and S3A conf when `SPARK_S3A_JARS` lists hadoop-aws and its dependencies,
+/// plus `PROBE_S3A=1` for the application; nothing without it.
+fn s3a_setup() -> (Vec<String>, Vec<(String, String)>) {
+    let jars = std::env::var("SPARK_S3A_JARS").unwrap_or_default();
+    if jars.is_empty() {
+        assert!(
+            std::env::var("PROVISIONER_E2E").as_deref() != Ok("1"),
+            "PROVISIONER_E2E=1 but SPARK_S3A_JARS is not set; it lists hadoop-aws and its dependencies, comma-separated (scripts/test fetches them)"
+        );
+        eprintln!("note: SPARK_S3A_JARS not set; S3A is not opened");
+        return (Vec::new(), Vec::new());
+    }
+    let args = [
+        "--jars".to_string(),
+        jars,
+        "--conf".into(),
+        // A closed loopback port: opening the file system sends nothing anyway.
+        "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9".into(),
+        "--conf".into(),
+        "spark.hadoop.fs.s3a.endpoint.region=us-east-1".into(),
+    ];
+    (args.to_vec(), vec![("PROBE_S3A".into(), "1".into())])
+}
+
+/// Asserts that the S3A file system opened for a bucket uses `provider` (a class name
+/// without package) and nothing else, when the application opened one.
+fn assert_s3a_provider(v: &serde_json::Value, field: &str, provider: &str) {
+    let Some(fs) = v[field].as_str() else {
+        // Only a run without the jars leaves it out.
+        assert!(
+            std::env::var("SPARK_S3A_JARS")
+                .unwrap_or_default()
+                .is_empty(),
+            "{field}: S3A was not opened although SPARK_S3A_JARS is set: {v}"
+        );
+        return;
+    };
+    assert!(!fs.starts_with("ERROR"), "{field}: {fs}");
+    let providers = fs
+        .split_once("credentials=")
+        .map(|(_, c)| c)
+        .unwrap_or_else(|| panic!("{field}: no credential providers in {fs}"));
+    assert!(
+        providers.contains("size=1:") && providers.contains(provider),
+        "{field}: expected only {provider}: {providers}"
+    );
 }
 
 /// A minimal environment for the real Spark: the venv first on `PATH`, loopback only,
@@ -109,12 +178,15 @@ fn run_spark(sb: &Sandbox, name: &str, extra_env: &[(&str, String)], args: &[&st
     for (k, v) in extra_env {
         env.push((k.to_string(), v.clone()));
     }
+    let (s3a_args, s3a_env) = s3a_setup();
+    env.extend(s3a_env);
     let mut argv: Vec<std::ffi::OsString> = vec![
         "--master".into(),
         "local[2]".into(),
         "--conf".into(),
         "spark.ui.enabled=false".into(),
     ];
+    argv.extend(s3a_args.into_iter().map(Into::into));
     argv.extend(args.iter().map(|a| a.into()));
     argv.push(app.clone().into_os_string());
     argv.push("--conf".into());
@@ -174,6 +246,7 @@ fn scoped_keys_reach_driver_conf_and_executor_environment() {
         // Only spark.executorEnv carries this one (the parent environment does not).
         assert_eq!(e["AWS_CREDENTIAL_EXPIRATION"], "2099-01-01T00:00:00Z");
     }
+    assert_s3a_provider(v, "s3a_base", "TemporaryAWSCredentialsProvider");
     assert_eq!(v["secret_on_jvm_cmdline"], false);
     assert_eq!(v["jvm_has_properties_file"], true);
     assert_eq!(v["argv"], serde_json::json!(["--conf", "app-arg=1"]));
@@ -222,8 +295,11 @@ fn spark_4_defaults_rule_and_bypass_overrides_hold_with_real_spark() {
     // The per-bucket keys on the command line lose to the environment provider.
     assert_eq!(
         v["bucket_provider"],
-        "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
+        "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
     );
+    // Hadoop loads it for the bucket; the other buckets keep the scoped keys.
+    assert_s3a_provider(v, "s3a_raw", "EnvironmentVariableCredentialsProvider");
+    assert_s3a_provider(v, "s3a_base", "TemporaryAWSCredentialsProvider");
     for e in v["executors"].as_array().unwrap() {
         // Removed from the user's file, shadowed over the defaults file.
         assert!(e["AWS_PROFILE"].is_null() || e["AWS_PROFILE"] == "", "{e}");
@@ -260,6 +336,8 @@ fn static_keys_service_account_reaches_driver_and_executors() {
     let app = sb.dir.path().join("app.py");
     std::fs::write(&app, APP).unwrap();
     let mut env = spark_env(&sb, &bin, &platform);
+    let (s3a_args, s3a_env) = s3a_setup();
+    env.extend(s3a_env);
     env.extend([
         ("SYN_USER".into(), "alice".into()),
         ("SYN_RUNTIME_TEMPLATE_ID".into(), "rt-legacy".into()),
@@ -273,13 +351,14 @@ fn static_keys_service_account_reaches_driver_and_executors() {
             "st4tic/Service+Account/Secret0123456789ab".into(),
         ),
     ]);
-    let argv: Vec<std::ffi::OsString> = vec![
+    let mut argv: Vec<std::ffi::OsString> = vec![
         "--master".into(),
         "local[2]".into(),
         "--conf".into(),
         "spark.ui.enabled=false".into(),
-        app.into_os_string(),
     ];
+    argv.extend(s3a_args.into_iter().map(Into::into));
+    argv.push(app.into_os_string());
     let run = sb.run("e2e-static", &argv, &env);
     let stdout = run.stdout();
     let line = stdout
@@ -299,6 +378,7 @@ fn static_keys_service_account_reaches_driver_and_executors() {
         v["provider"],
         "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
     );
+    assert_s3a_provider(&v, "s3a_base", "SimpleAWSCredentialsProvider");
     for e in v["executors"].as_array().unwrap() {
         assert_eq!(e["AWS_ACCESS_KEY_ID"], "AKIASTATICSERVICEACC");
         assert_eq!(e["has_secret"], true);

@@ -1,10 +1,11 @@
 """Running real Spark (PySpark 4.3 from the test virtualenv) against radosgw.
 
 Spark comes from the virtualenv running the tests: `spark-submit` beside `sys.executable`,
-the `pyspark` package's directory as SPARK_HOME. S3A is not part of PySpark; the jars come
-from `sagemaker-pyspark` (hadoop-aws 3.3.1 with the AWS SDK bundle 1.11.901). Hadoop 3.3.1
-reads some durations as plain numbers where the newer Hadoop inside Spark 4.3 writes
-"60s", so those are given explicitly (see S3A_SETTINGS).
+the `pyspark` package's directory as SPARK_HOME. S3A is not part of PySpark: Spark users
+add `org.apache.hadoop:hadoop-aws` at the Hadoop version their Spark ships (3.5.0 for
+PySpark 4.3) with what it depends on, the AWS SDK v2 bundle above all, as
+`--packages` would. scripts/test resolves exactly that with Maven and passes the jars in
+SPARK_S3A_JARS (comma-separated paths).
 
 Everything stays on loopback: SPARK_LOCAL_IP=127.0.0.1, no UI, the S3A endpoint and
 AWS_ENDPOINT_URL point at radosgw, AWS_EC2_METADATA_DISABLED=true comes from clean_env.
@@ -17,26 +18,11 @@ S3A and boto3 inside executors can read.
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
 from kernel_support import ScopedKernels
-
-# hadoop-aws 3.3.1 parses these as numbers (milliseconds or seconds); Spark 4.3's own
-# core-default.xml has "60s"-style values that it cannot read.
-_S3A_DURATIONS = {
-    "threads.keepalivetime": "60",
-    "connection.establish.timeout": "30000",
-    "connection.timeout": "200000",
-    "multipart.purge.age": "86400",
-    "connection.request.timeout": "0",
-    "connection.ttl": "300000",
-    "connection.acquisition.timeout": "60000",
-    "connection.idle.time": "60000",
-}
-
 
 def spark_bin():
     """The test virtualenv's bin directory, which holds pyspark's `spark-submit`."""
@@ -57,51 +43,68 @@ def pyspark_home():
     return Path(pyspark.__file__).resolve().parent
 
 
+def hadoop_version():
+    """The Hadoop version Spark ships, from its `hadoop-client-api` jar."""
+    found = sorted((pyspark_home() / "jars").glob("hadoop-client-api-*.jar"))
+    if len(found) != 1:
+        pytest.fail(f"expected one hadoop-client-api jar in pyspark/jars, found {found}",
+                    pytrace=False)
+    return found[0].name[len("hadoop-client-api-"):-len(".jar")]
+
+
 def s3a_jars():
-    """hadoop-aws and the AWS SDK bundle from sagemaker-pyspark (its other jars are for
-    SageMaker and Scala 2.12, and would only clash)."""
-    try:
-        import sagemaker_pyspark
-    except ImportError:
+    """hadoop-aws at Spark's own Hadoop version and its runtime dependencies (the AWS SDK
+    v2 bundle, ...), from SPARK_S3A_JARS. A hadoop-aws of another Hadoop version than
+    Spark's fails in ways that have nothing to do with credentials, so that is refused."""
+    listed = os.environ.get("SPARK_S3A_JARS", "")
+    jars = [j for j in listed.split(",") if j]
+    if not jars:
         pytest.fail(
-            "sagemaker_pyspark is not installed: install tests/requirements-nodeps.txt "
-            "with pip --no-deps (scripts/test does)",
+            "SPARK_S3A_JARS is not set: it lists hadoop-aws and its dependencies "
+            "(comma-separated jar paths); scripts/test fetches them with Maven",
             pytrace=False,
         )
-    with warnings.catch_warnings():
-        # Its pkg_resources calls are deprecated; the paths it returns are fine.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        found = sagemaker_pyspark.classpath_jars()
-    jars = [
-        j for j in found
-        if Path(j).name.startswith(("hadoop-aws-", "aws-java-sdk-bundle-"))
-    ]
-    if len(jars) != 2:
-        pytest.fail(f"sagemaker_pyspark lacks hadoop-aws or the SDK bundle: {jars}", pytrace=False)
+    missing = [j for j in jars if not Path(j).is_file()]
+    if missing:
+        pytest.fail(f"SPARK_S3A_JARS names missing files: {missing}", pytrace=False)
+    names = [Path(j).name for j in jars]
+    want = f"hadoop-aws-{hadoop_version()}.jar"
+    if want not in names or not any(n.startswith("bundle-2.") for n in names):
+        pytest.fail(f"SPARK_S3A_JARS must hold {want} and the AWS SDK v2 bundle: {names}",
+                    pytrace=False)
     return jars
 
 
-def s3a_settings(endpoint):
-    """`spark.hadoop.fs.s3a.*` conf for radosgw: endpoint, path-style, plain HTTP, and the
-    durations hadoop-aws 3.3.1 needs as numbers. None of these is a credential key, so the
-    wrapper keeps them as given."""
+def s3a_settings(endpoint, region):
+    """`spark.hadoop.fs.s3a.*` conf for radosgw: endpoint, its region (the SDK v2 needs
+    one), path-style, plain HTTP, unsigned payloads, and no retries (a denial is final
+    and the tests want it fast). None of these is a credential key, so the wrapper keeps
+    them as given.
+
+    Checksums stay at Hadoop 3.5's defaults: `fs.s3a.checksum.generation=false` keeps the
+    SDK's flexible checksums at WHEN_REQUIRED; with it on, radosgw 16 rejects every PUT
+    (XAmzContentSHA256Mismatch). Over plain HTTP the SDK v2 signs payloads in aws-chunked
+    form, which radosgw 16 rejects for empty bodies (directory markers, `_SUCCESS`) with
+    the same error; the SigV4 signer with an unsigned payload (what the SDK sends over
+    HTTPS anyway) is accepted for every write S3A makes."""
     settings = {
         "endpoint": endpoint,
+        "endpoint.region": region,
         "path.style.access": "true",
         "connection.ssl.enabled": "false",
+        "s3.signing-algorithm": "AWS4UnsignedPayloadSignerType",
         "attempts.maximum": "1",
         "retry.limit": "1",
-        **_S3A_DURATIONS,
     }
     return {f"spark.hadoop.fs.s3a.{k}": v for k, v in settings.items()}
 
 
-def submit_options(endpoint):
+def submit_options(rgw):
     """spark-submit options for a local[2] job that can use S3A on radosgw."""
     opts = ["--master", "local[2]", "--jars", ",".join(s3a_jars()),
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.shuffle.partitions=2"]
-    for k, v in s3a_settings(endpoint).items():
+    for k, v in s3a_settings(rgw.endpoint, rgw.region).items():
         opts += ["--conf", f"{k}={v}"]
     return opts
 

@@ -7,30 +7,53 @@ costs ~10 s and ~450 MB. What a user would notice:
 
 - the driver's conf and the executors' environment carry the scoped session's keys,
   never the launcher's;
-- S3A (hadoop-aws from sagemaker-pyspark) reads the user's data plane and gets 403
-  outside it, and so does boto3 running inside the executors;
+- S3A (hadoop-aws at Spark's own Hadoop version, 3.5, on the AWS SDK v2) reads the
+  user's data plane and gets 403 outside it, and so does boto3 running inside the
+  executors;
+- S3A keys and providers a user puts on the command line lose to the scoped credentials
+  (the wrapper points S3A at the SDK v2 environment provider);
 - inside a kernel, Spark gets the kernel's credentials (the wrapper propagates them and
-  says so in its decision record) instead of minting new ones.
+  says so in its decision record) instead of minting new ones;
+- this S3A accepts the SDK v2 container credentials provider and reads through it.
 
 radosgw accepts only S3 actions in a session policy: the data planes have no Glue
 databases and the Bedrock statement is off; its role ARNs carry no account.
 """
 
+import os
 import shlex
+import subprocess
+import sys
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.env import REPO_ROOT, clean_env
 from harness.platform import platform_file
 from kernel_support import read_records, run_cell
 from spark_support import (
     PROBE,
     PySparkKernels,
     result,
+    spark_bin,
     spark_env,
     spark_home_overlay,
     submit_options,
 )
+
+sys.path.insert(0, str(REPO_ROOT / "tests" / "stand_ins"))
+from container_credentials import ContainerCredentials  # noqa: E402
+
+ENV_PROVIDER_V2 = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+CONTAINER_PROVIDER = "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
+# What Hadoop logs when a provider list names an SDK v1 class it maps to SDK v2.
+V1_REMAP_WARNING = "contains AWS v1 SDK entry"
+
+# A Spark JVM starts in ~15 s on an idle machine and takes minutes when builds share its
+# cores; a hang still fails the test, only later than pytest.ini's default.
+SPARK_TIMEOUT = 600
+pytestmark = pytest.mark.timeout(SPARK_TIMEOUT + 120)
 
 DATA = "a,b\n1,2\n"
 ROWS = ["1,2", "a,b"]
@@ -121,9 +144,9 @@ def test_spark_job_runs_scoped_to_its_data_plane(rgw, spark_stack, spark_submit_
         "SYN_WORKSPACE_ID": "ws-open",
         "SYN_PLATFORM_CONFIG": config,
     })
-    r = spark_submit_wrap.run(*submit_options(rgw.endpoint), app, bucket,
+    r = spark_submit_wrap.run(*submit_options(rgw), app, bucket,
                               rgw.launcher.secret_access_key,
-                              env=env, cwd=tmp_path, timeout=180)
+                              env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
     seen = result(r.stdout)
     assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
     [record] = read_records(log)
@@ -134,6 +157,119 @@ def test_spark_job_runs_scoped_to_its_data_plane(rgw, spark_stack, spark_submit_
     assert record["role_arn"] == rgw.role_arn
     assert_scoped_spark(seen, seen["driver_key_id"], rgw.launcher)
     assert seen["conf_executor_env"]["AWS_CREDENTIAL_EXPIRATION"] == record["expiration"]
+
+
+BYPASS_JOB = PROBE + """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("bypass-job").getOrCreate()
+seen = probe(spark, sys.argv[1])
+seen["bucket_provider"] = spark.sparkContext.getConf().get(
+    "spark.hadoop.fs.s3a.bucket.%s.aws.credentials.provider" % sys.argv[1], None)
+print("RESULT " + json.dumps(seen), flush=True)
+spark.stop()
+"""
+
+
+def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
+        rgw, spark_stack, spark_submit_wrap, tmp_path):
+    """A user who puts keys that read everything (the launcher's) and a provider that
+    uses them on the command line for the bucket still reads only the plane: the
+    wrapper cannot remove --conf, so it points the bucket's S3A provider at the SDK v2
+    environment provider, which Hadoop 3.5 loads and which reads the scoped AWS_*."""
+    bucket, config, log = spark_stack
+    app = tmp_path / "bypass.py"
+    app.write_text(BYPASS_JOB)
+    env = spark_env(rgw, {
+        **rgw.launcher.env(),
+        "SYN_USER": "alice",
+        "SYN_RUNTIME_TEMPLATE_ID": "rt-etl",
+        "SYN_JOB_ID": "job-43",
+        "SYN_WORKSPACE_ID": "ws-open",
+        "SYN_PLATFORM_CONFIG": config,
+    })
+    prefix = f"spark.hadoop.fs.s3a.bucket.{bucket}."
+    r = spark_submit_wrap.run(
+        *submit_options(rgw),
+        "--conf", f"{prefix}aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "--conf", f"{prefix}access.key={rgw.launcher.access_key_id}",
+        "--conf", f"{prefix}secret.key={rgw.launcher.secret_access_key}",
+        app, bucket, env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+    assert seen["bucket_provider"] == ENV_PROVIDER_V2
+    # With the launcher's keys plane b would be readable: the scope held.
+    assert seen["s3a_own_file"] == ROWS, seen
+    assert seen["s3a_own_dir"] == ROWS
+    assert seen["s3a_other_file"] == "AccessDenied", seen
+    assert seen["s3a_other_dir"] == "AccessDenied"
+    for ex in seen["executors"]:
+        assert ex["boto3_own"] == DATA and ex["boto3_other"] == "AccessDenied", ex
+    # The wrapper names the provider as Hadoop 3.5 documents it: no remapping warning.
+    assert V1_REMAP_WARNING not in r.stderr
+    [record] = read_records(log)
+    assert record["credentials"] == "assumed_role"
+    bucket_warnings = [w for w in record["warnings"] if f"for bucket {bucket}" in w]
+    assert len(bucket_warnings) == 3, record["warnings"]
+    assert not any(rgw.launcher.secret_access_key in w for w in record["warnings"])
+
+
+S3A_READS = PROBE + """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("container-credentials").getOrCreate()
+bucket = sys.argv[1]
+print("RESULT " + json.dumps({
+    "provider": spark.sparkContext.getConf().get("spark.hadoop.fs.s3a.aws.credentials.provider"),
+    "own": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
+    "other": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/secret.csv")),
+}), flush=True)
+spark.stop()
+"""
+
+
+def test_s3a_reads_through_the_sdk_v2_container_credentials_provider(rgw, spark_stack, tmp_path):
+    """Hadoop 3.5's S3A takes the AWS SDK v2 ContainerCredentialsProvider as its only
+    provider and reads with what a container-credentials endpoint on loopback serves
+    (here a stand-in serving a radosgw session limited to plane a), with the token read
+    from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE. Plain spark-submit, no wrapper: this is
+    the stack the wrapper's endpoint delivery is built on."""
+    bucket, _config, _log = spark_stack
+    plane_a = rgw.assume_role(policy={
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{bucket}/plane-a/*"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:aws:s3:::{bucket}"]},
+        ],
+    })
+    token = uuid.uuid4().hex
+    token_dir = tmp_path / "token"
+    token_dir.mkdir(mode=0o700)
+    token_file = token_dir / "token"
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, token.encode())  # no trailing newline
+    os.close(fd)
+    app = tmp_path / "reads.py"
+    app.write_text(S3A_READS)
+    expiration = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with ContainerCredentials(plane_a, token, expiration) as endpoint:
+        env = clean_env(spark_env(rgw, {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint.url,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": token_file,
+        }))
+        opts = submit_options(rgw) + [
+            "--conf", f"spark.hadoop.fs.s3a.aws.credentials.provider={CONTAINER_PROVIDER}"]
+        r = subprocess.run([str(spark_bin() / "spark-submit"), *opts, str(app), bucket],
+                           env=env, capture_output=True, text=True, timeout=SPARK_TIMEOUT, cwd=tmp_path)
+        requests = list(endpoint.requests)
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+    assert seen["provider"] == CONTAINER_PROVIDER
+    assert seen["own"] == ROWS, seen
+    assert seen["other"] == "AccessDenied", seen
+    assert requests and all(q["authorized"] for q in requests), requests
 
 
 CELL = PROBE + """
@@ -153,7 +289,7 @@ def test_pyspark_in_a_kernel_gets_the_kernels_credentials(
     bucket, config, log = spark_stack
     home, real = spark_home_overlay(tmp_path / "spark-home", spark_submit_wrap.path)
     kernels = PySparkKernels(provisioner, tmp_path / "jupyter", config)
-    submit_args = shlex.join([*submit_options(rgw.endpoint), "pyspark-shell"])
+    submit_args = shlex.join([*submit_options(rgw), "pyspark-shell"])
     env = spark_env(rgw, {
         **rgw.launcher.env(),
         "SYN_USER": "alice",
@@ -172,7 +308,7 @@ def test_pyspark_in_a_kernel_gets_the_kernels_credentials(
         try:
             out = run_cell(kc, CELL % {"bucket": bucket,
                                         "forbidden": rgw.launcher.secret_access_key},
-                           timeout=150)
+                           timeout=SPARK_TIMEOUT)
         finally:
             kc.stop_channels()
     finally:
