@@ -39,6 +39,8 @@ use provisioner_core::model::DecisionLog;
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exit, load};
 
+use crate::error::WrapError;
+
 /// How the identity was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -79,13 +81,6 @@ impl Identity {
     }
 }
 
-/// An error before any decision: a message and an exit code.
-#[derive(Debug)]
-pub struct Failed {
-    pub message: String,
-    pub code: i32,
-}
-
 const PLACEHOLDER_KEY_ID: &str = "<access key id, obtained at launch>";
 const PLACEHOLDER_SECRET: &str = "<secret access key, obtained at launch>";
 const PLACEHOLDER_TOKEN: &str = "<session token, obtained at launch>";
@@ -99,7 +94,7 @@ pub fn obtain(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
     dry_run: bool,
-) -> Result<Identity, Failed> {
+) -> Result<Identity, WrapError> {
     match non_empty(env, MARKER) {
         Some(marker) => propagate(env, config_flag, &marker),
         None => resolve_job(env, config_flag, dry_run),
@@ -113,7 +108,7 @@ pub fn obtain_any(
     config_flag: Option<&std::path::Path>,
     broker_flag: Option<&std::path::Path>,
     dry_run: bool,
-) -> Result<Identity, Failed> {
+) -> Result<Identity, WrapError> {
     match (
         non_empty(env, MARKER),
         provisioner_core::broker::client::socket_from(broker_flag, env),
@@ -128,18 +123,18 @@ fn brokered(
     env: &dyn Fn(&str) -> Option<String>,
     socket: &std::path::Path,
     dry_run: bool,
-) -> Result<Identity, Failed> {
+) -> Result<Identity, WrapError> {
     use provisioner_core::broker::client;
     let flags = ContextFlags {
         flow: Some(Flow::Job),
         ..ContextFlags::default()
     };
-    let ctx = client::context_from_sources(&flags, env, Flow::Job).map_err(|e| Failed {
+    let ctx = client::context_from_sources(&flags, env, Flow::Job).map_err(|e| WrapError {
         message: e.to_string(),
         code: exit::CONFIG,
     })?;
-    let read_record = |v: serde_json::Value| -> Result<DecisionRecord, Failed> {
-        serde_json::from_value(v).map_err(|e| Failed {
+    let read_record = |v: serde_json::Value| -> Result<DecisionRecord, WrapError> {
+        serde_json::from_value(v).map_err(|e| WrapError {
             message: format!(
                 "the broker's decision record cannot be read ({e}); fix: use a spark-submit-wrap of the broker's release"
             ),
@@ -158,7 +153,7 @@ fn brokered(
         let record = match client::explain(socket, ctx.clone()) {
             Ok(v) => read_record(v)?,
             Err(r) => {
-                return Err(Failed {
+                return Err(WrapError {
                     message: format!("refused ({}): {}", r.code, r.message),
                     code: r.exit_code,
                 });
@@ -213,7 +208,7 @@ fn brokered(
                     log: DecisionLog::Stderr,
                 })
             }
-            None => Err(Failed {
+            None => Err(WrapError {
                 message: format!("refused ({}): {}", r.code, r.message),
                 code: r.exit_code,
             }),
@@ -250,10 +245,10 @@ const USER_VARS: [&str; 3] = ["SYN_USER", "KERNEL_USERNAME", "JUPYTERHUB_USER"];
 fn load_platform(
     path: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<provisioner_core::model::Platform, Failed> {
+) -> Result<provisioner_core::model::Platform, WrapError> {
     load::load_file(path, env).map_err(|mut e| {
         e.fix = e.fix.replace("--config PATH", "--wrap-config PATH");
-        Failed {
+        WrapError {
             message: e.to_string(),
             code: exit::CONFIG,
         }
@@ -264,12 +259,12 @@ fn resolve_job(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
     dry_run: bool,
-) -> Result<Identity, Failed> {
+) -> Result<Identity, WrapError> {
     let path = load::config_path(config_flag, env);
     let platform = load_platform(&path, env)?;
     // The library's message offers `--user`, which the wrapper does not have.
     if USER_VARS.iter().all(|v| non_empty(env, v).is_none()) {
-        return Err(Failed {
+        return Err(WrapError {
             message: "no user given; set SYN_USER in the job's environment (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
             code: exit::CONFIG,
         });
@@ -278,7 +273,7 @@ fn resolve_job(
         flow: Some(Flow::Job),
         ..ContextFlags::default()
     };
-    let ctx = LaunchContext::from_sources(&flags, env, Flow::Job).map_err(|e| Failed {
+    let ctx = LaunchContext::from_sources(&flags, env, Flow::Job).map_err(|e| WrapError {
         message: e.to_string(),
         code: exit::CONFIG,
     })?;
@@ -336,8 +331,8 @@ fn propagate(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
     marker_text: &str,
-) -> Result<Identity, Failed> {
-    let marker = Marker::parse(marker_text).map_err(|e| Failed {
+) -> Result<Identity, WrapError> {
+    let marker = Marker::parse(marker_text).map_err(|e| WrapError {
         message: e.to_string(),
         code: exit::CONFIG,
     })?;

@@ -8,8 +8,10 @@
 
 pub mod args;
 pub mod conf;
+pub mod error;
 pub mod explain;
 pub mod find;
 pub mod identity;
 pub mod inject;
+pub mod plan;
 pub mod propsfile;
