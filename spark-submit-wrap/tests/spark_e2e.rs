@@ -9,6 +9,7 @@
 //! unless `PROVISIONER_E2E=1`, where a missing venv is a failure.
 //!
 //! Only loopback: `SPARK_LOCAL_IP=127.0.0.1`, no UI, metadata service disabled.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common;
 
