@@ -124,7 +124,6 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
     let platform = load_platform(&opts.config).map_err(|e| (exit::CONFIG, e))?;
     check_socket_dir(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
     let store = Store::open(opts.state.as_deref()).map_err(|e| (exit::CONFIG, e.0))?;
-    let std_listener = bind(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,7 +140,7 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
         in_flight: AtomicUsize::new(0),
         mints: AtomicUsize::new(0),
     });
-    let code = runtime.block_on(serve(Arc::clone(&broker), std_listener, &opts));
+    let code = runtime.block_on(serve(Arc::clone(&broker), &opts))?;
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("stopped; socket {} removed", opts.socket.display());
     Ok(code)
@@ -212,29 +211,23 @@ fn bind(socket: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     Ok(l)
 }
 
-async fn serve(
-    broker: Arc<Broker>,
-    l: std::os::unix::net::UnixListener,
-    opts: &ServeOptions,
-) -> i32 {
-    let listener = match UnixListener::from_std(l) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("cannot listen: {e}");
-            return exit::CONFIG;
-        }
-    };
+async fn serve(broker: Arc<Broker>, opts: &ServeOptions) -> Result<i32, (i32, String)> {
+    // Signals first: once the socket exists, a SIGTERM must find the handler.
     let (mut hup, mut term, mut int) = match (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
         (Ok(h), Ok(t), Ok(i)) => (h, t, i),
-        _ => {
-            tracing::error!("cannot install signal handlers");
-            return exit::CONFIG;
-        }
+        _ => return Err((exit::CONFIG, "cannot install signal handlers".into())),
     };
+    let listener = UnixListener::from_std(bind(&opts.socket).map_err(|e| (exit::CONFIG, e))?)
+        .map_err(|e| {
+            (
+                exit::CONFIG,
+                format!("cannot listen on {}: {e}", opts.socket.display()),
+            )
+        })?;
     let b = Arc::clone(&broker);
     let live = tokio::task::spawn_blocking(move || {
         let ended = b.store.end_exited(None).unwrap_or(0);
@@ -281,7 +274,7 @@ async fn serve(
     while broker.in_flight.load(Ordering::SeqCst) > 0 && start.elapsed() < DRAIN {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// Decrements a uid's connection count when a connection ends.

@@ -516,6 +516,8 @@ fn users_launch_as_themselves_and_claims_of_another_user_are_refused() {
         "{:?}",
         calls[0]
     );
+    // The broker logs after answering: wait for the line.
+    b.wait_log(&format!("\"authenticated_user\":\"{ALICE}\""));
     let log = b.log_text();
     assert!(
         log.contains(&format!("uid={} ", u.alice.0))
@@ -541,6 +543,7 @@ fn users_launch_as_themselves_and_claims_of_another_user_are_refused() {
         "no AssumeRole for refused claims"
     );
     // The refusal names both identities in the broker's log.
+    b.wait_log(&format!("login={ALICE} authenticated=- claimed={BOB}"));
     assert!(
         b.log_text()
             .contains(&format!("login={ALICE} authenticated=- claimed={BOB}")),
