@@ -244,25 +244,33 @@ fn statements(input: &PolicyInput) -> Vec<Statement> {
                 condition: None,
             });
         }
+        // A whole-bucket location lists without a condition; otherwise listing is
+        // limited to keys under the prefixes (`p/*` also matches `p/` itself). Buckets
+        // listed under exactly the same prefixes share one statement: each bucket is
+        // then listable under exactly its own prefixes, as with one statement each.
+        let mut groups: Vec<(Option<Vec<String>>, Vec<String>)> = Vec::new();
         for (bucket, prefixes) in &by_bucket {
-            // A whole-bucket location lists without a condition; otherwise listing is
-            // limited to keys under the prefixes (`p/*` also matches `p/` itself).
             let mut prefixes: Vec<&str> = prefixes.clone();
             prefixes.sort_unstable();
-            let condition = if prefixes.iter().any(|p| p.is_empty()) {
-                None
-            } else {
-                let list = prefixes.iter().map(|p| format!("{p}*")).collect();
-                Some(BTreeMap::from([(
-                    "StringLike",
-                    BTreeMap::from([("s3:prefix", OneOrMany::of(list))]),
-                )]))
-            };
+            let condition = (!prefixes.iter().any(|p| p.is_empty()))
+                .then(|| prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>());
+            let arn = format!("{s3_arn}{bucket}");
+            match groups.iter_mut().find(|(c, _)| *c == condition) {
+                Some((_, buckets)) => buckets.push(arn),
+                None => groups.push((condition, vec![arn])),
+            }
+        }
+        for (condition, buckets) in groups {
             statements.push(Statement {
                 effect: "Allow",
                 action: OneOrMany::One("s3:ListBucket".into()),
-                resource: OneOrMany::One(format!("{s3_arn}{bucket}")),
-                condition,
+                resource: OneOrMany::of(buckets),
+                condition: condition.map(|list| {
+                    BTreeMap::from([(
+                        "StringLike",
+                        BTreeMap::from([("s3:prefix", OneOrMany::of(list))]),
+                    )])
+                }),
             });
         }
     }
@@ -409,6 +417,37 @@ mod tests {
         // "market/" must not swallow "marketing/".
         let kept = compact_locations(&[loc("s3://bkt/market/"), loc("s3://bkt/marketing/")]);
         assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
+    fn buckets_listed_under_the_same_prefixes_share_one_list_statement() {
+        let p = build(&input(
+            &[
+                "s3://raw-bk/marketing/",
+                "s3://cur-bk/marketing/",
+                "s3://oth-bk/sales/",
+            ],
+            &[],
+            false,
+        ));
+        let v = p.to_value();
+        let lists: Vec<&serde_json::Value> = v["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Action"] == "s3:ListBucket")
+            .collect();
+        assert_eq!(lists.len(), 2);
+        assert_eq!(
+            lists[0]["Resource"],
+            serde_json::json!(["arn:aws:s3:::cur-bk", "arn:aws:s3:::raw-bk"])
+        );
+        assert_eq!(
+            lists[0]["Condition"]["StringLike"]["s3:prefix"],
+            "marketing/*"
+        );
+        assert_eq!(lists[1]["Resource"], "arn:aws:s3:::oth-bk");
+        assert_eq!(lists[1]["Condition"]["StringLike"]["s3:prefix"], "sales/*");
     }
 
     #[test]

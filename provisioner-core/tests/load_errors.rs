@@ -290,6 +290,42 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "no wildcards",
     ),
     (
+        r#"{"aws": {"region": "us-east-1"}, "data_planes": [{"id": "d", "glue_databases": ["Marketing_Curated"]}]}"#,
+        "data_plane \"d\"",
+        "glue_databases",
+        "write the name in lower case (\"marketing_curated\")",
+    ),
+    (
+        r#"{"aws": {"region": "us-east-1"}, "settings": {"session_policy_managed": "sometimes"}}"#,
+        "settings",
+        "session_policy_managed",
+        "\"auto\", \"always\" or \"never\"",
+    ),
+    (
+        r#"{"aws": {"region": "us-east-1", "managed_policy_path": "provisioner"}}"#,
+        "aws",
+        "managed_policy_path",
+        "starts and ends with /",
+    ),
+    (
+        r#"{"aws": {"region": "us-east-1", "managed_policy_path": "/a//b/"}}"#,
+        "aws",
+        "managed_policy_path",
+        "not an IAM path",
+    ),
+    (
+        r#"{"aws": {"region": "us-east-1", "managed_policy_path": "/a*/"}}"#,
+        "aws",
+        "managed_policy_path",
+        "not an IAM path",
+    ),
+    (
+        r#"{"aws": {"region": "us-east-1", "session_policy_role_arn": "arn:aws:iam::123456789012:role/R"}, "settings": {"syntasa_session_policy_enabled": "true", "session_policy_platform_folders": "", "session_policy_managed": "always"}}"#,
+        "aws",
+        "account_id",
+        "managed policy ARNs need it",
+    ),
+    (
         r#"{"aws": {"region": "us-east-1"}, "data_planes": [{"id": "d"}, {"id": "d"}]}"#,
         "data_plane \"d\"",
         "id",
@@ -484,4 +520,23 @@ fn arbitrary_bytes_never_panic() {
             assert!(!e.to_string().contains('\n'));
         }
     }
+}
+
+#[test]
+fn managed_policy_settings_default_and_come_from_the_environment() {
+    use provisioner_core::model::ManagedMode;
+    let text = r#"{"aws": {"region": "us-east-1"}}"#;
+    let p = load_str(text, "p.json", &no_env).unwrap();
+    assert_eq!(p.settings.session_policy_managed, ManagedMode::Auto);
+    assert_eq!(p.aws.managed_policy_path, "/provisioner/");
+    let env = |k: &str| match k {
+        "SESSION_POLICY_MANAGED" => Some("never".to_string()),
+        "MANAGED_POLICY_PATH" => Some("/platform/prod/".to_string()),
+        _ => None,
+    };
+    let p = load_str(text, "p.json", &env).unwrap();
+    assert_eq!(p.settings.session_policy_managed, ManagedMode::Never);
+    assert_eq!(p.aws.managed_policy_path, "/platform/prod/");
+    let ok = r#"{"aws": {"region": "us-east-1", "managed_policy_path": "/"}, "data_planes": [{"id": "d", "glue_databases": ["marketing_curated", "sales-2024"]}]}"#;
+    assert!(load_str(ok, "p.json", &no_env).is_ok());
 }

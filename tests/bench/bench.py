@@ -609,9 +609,11 @@ class Bench:
 
     def policy_fit(self):
         out = {}
+        # The inline policy alone (managed session policies off), then the managed layout.
         variants = {
-            "data planes only": {"session_policy_platform_folders": "none", "session_policy_bedrock": "false"},
-            "with the platform folders and Bedrock": {},
+            "data planes only": {"session_policy_platform_folders": "none", "session_policy_bedrock": "false",
+                                 "session_policy_managed": "never"},
+            "with the platform folders and Bedrock": {"session_policy_managed": "never"},
         }
         for label, settings in variants.items():
             rows = []
@@ -641,6 +643,24 @@ class Bench:
             }
         example = [plane(i) for i in range(2)]
         out["example_naive_one_plane"] = naive_policy(example[:1], "none", False, "analyst", "ws-open")
+        # Managed session policies (the default "auto"), platform folders and Bedrock on.
+        managed = []
+        for n in (1, 2, 3, 5, 9, 10, 20, 30, 40):
+            planes = [plane(i, suffix=str(i // len(PLANES)) if i >= len(PLANES) else "") for i in range(n)]
+            users = [{"id": "analyst", "data_planes": [p["id"] for p in planes]}]
+            config = self.write_json("fit-platform.json", self.platform(
+                self.instant_port, self.tmp / "fit.jsonl", users, planes, {}))
+            r = run_capture([self.prov, "explain", "--json", "--config", str(config),
+                             "--user", "analyst", "--workspace", "ws-open"], self.child_env())
+            d = json.loads(r.stdout)
+            docs = d.get("managed_policies") or {}
+            managed.append({
+                "planes": n, "tier": d["tier"], "inline": d.get("policy_chars"),
+                "inline_and_arns": (d.get("policy_chars") or 0) + sum(len(a) for a in d.get("policy_arns", [])),
+                "arns": len(d.get("policy_arns", [])),
+                "largest_managed": max((len(json.dumps(v, separators=(",", ":"))) for v in docs.values()), default=0),
+            })
+        out["managed"] = managed
         self.results["policy_fit"] = out
 
     # -----------------------------------------------------------------------------------
@@ -882,6 +902,13 @@ def report(res):
             lines.append("|---:|---:|---:|")
             for r in F["rows"]:
                 lines.append(f"| {r['planes']} | {r['compacted']} | {r['naive']} |")
+        lines.append("")
+        lines.append("With managed session policies (`session_policy_managed` auto), platform folders and Bedrock:")
+        lines.append("")
+        lines.append("| planes | tier | inline + ARN chars of 2,048 | ARNs of 10 | largest managed document of 6,144 |")
+        lines.append("|---:|---|---:|---:|---:|")
+        for r in res["policy_fit"].get("managed", []):
+            lines.append(f"| {r['planes']} | {r['tier']} | {r['inline_and_arns']} | {r['arns']} | {r['largest_managed']} |")
     if "spark_wrap" in res:
         S = res["spark_wrap"]
         b = S["baseline_ms"]
