@@ -8,7 +8,8 @@
 //! - [`entitlement`] (both modes, called by [`crate::decision::resolve`]): a workspace
 //!   or runtime template with a `users` list admits only those users. In broker mode
 //!   one that holds a service account and has no list is closed (`"*"` opens it); in
-//!   embedded mode it stays open, with a warning, as before lists existed.
+//!   embedded mode it stays open as before lists existed, and [`unlisted_notes`] gives
+//!   the warning `provisioner explain` shows (decision records stay as they were).
 //!
 //! Nothing here looks anything up: the broker passes the caller's login and the
 //! claimed user's Unix groups in.
@@ -118,13 +119,9 @@ pub fn authorize(
 }
 
 /// Checks the `users` lists of the workspace (notebook flows, where its service
-/// account applies) and the runtime template of a launch. Returns the warnings to
-/// record, or the refusal with the tier it belongs to.
-pub fn entitlement(
-    platform: &Platform,
-    ctx: &LaunchContext,
-) -> Result<Vec<String>, (Tier, Denied)> {
-    let mut warnings = Vec::new();
+/// account applies) and the runtime template of a launch; the refusal comes with the
+/// tier it belongs to.
+pub fn entitlement(platform: &Platform, ctx: &LaunchContext) -> Result<(), (Tier, Denied)> {
     let brokered = platform.settings.brokered;
     let workspace = ctx
         .workspace
@@ -171,13 +168,40 @@ pub fn entitlement(
                     },
                 ));
             }
-            None if has_sa => warnings.push(format!(
-                "{kind} \"{id}\" holds a service account and lists no users: any user may launch with it; list them in \"users\" (required in broker mode)"
-            )),
             None => {}
         }
     }
-    Ok(warnings)
+    Ok(())
+}
+
+/// Embedded mode's warning for the workspace and runtime template of a launch that hold
+/// a service account and list no users (any user may launch with them there).
+pub fn unlisted_notes(platform: &Platform, ctx: &LaunchContext) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(w) = ctx
+        .workspace
+        .as_ref()
+        .filter(|_| ctx.flow != Flow::Job)
+        .and_then(|id| platform.workspaces.get(id))
+        .filter(|w| w.service_account.is_some() && w.users.is_none())
+    {
+        notes.push(format!(
+            "workspace \"{}\" holds a service account and lists no users: any user may launch with it; list them in \"users\" (required in broker mode)",
+            w.id
+        ));
+    }
+    if let Some(t) = ctx
+        .runtime_template
+        .as_ref()
+        .and_then(|id| platform.runtime_templates.get(id))
+        .filter(|t| t.service_account.is_some() && t.users.is_none())
+    {
+        notes.push(format!(
+            "runtime template \"{}\" holds a service account and lists no users: any user may launch with it; list them in \"users\" (required in broker mode)",
+            t.id
+        ));
+    }
+    notes
 }
 
 fn check_list(kind: &str, id: &str, list: &UserList, user: &str) -> Result<(), Denied> {
@@ -308,12 +332,15 @@ mod tests {
             r.message.contains("lists no users") && r.fix.contains("\"*\""),
             "{r:?}"
         );
-        let d = resolve(&platform(false), &c, &[]);
+        let p = platform(false);
+        let d = resolve(&p, &c, &[]);
         assert!(matches!(d.plan, Plan::AssumeRole(_)));
+        // Records stay as they were; explain shows the note.
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        let notes = unlisted_notes(&p, &c);
         assert!(
-            d.warnings.iter().any(|w| w.contains("lists no users")),
-            "{:?}",
-            d.warnings
+            notes.len() == 1 && notes[0].contains("lists no users"),
+            "{notes:?}"
         );
     }
 

@@ -352,9 +352,8 @@ impl Resolution<'_> {
             self.warnings
                 .push(format!("user \"{}\" is not in {}", ctx.user, p.source));
         }
-        match crate::access::entitlement(p, ctx) {
-            Ok(w) => self.warnings.extend(w),
-            Err((tier, d)) => return Self::refuse(tier, None, d.code, d.message, d.fix),
+        if let Err((tier, d)) = crate::access::entitlement(p, ctx) {
+            return Self::refuse(tier, None, d.code, d.message, d.fix);
         }
 
         // Tier 1: workspace service account (notebook flows only).

@@ -25,13 +25,13 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Kernelspec entry point: resolve, obtain credentials, exec ARGV.
     Kernel(KernelArgs),
-    /// The broker: hold the base credentials and mint for local users who connect to SOCKET.
-    Serve(ServeArgs),
     /// Install or wrap kernelspecs that launch through provisioner.
     Kernelspec {
         #[command(subcommand)]
         command: crate::kernelspec::KernelspecCommand,
     },
+    /// The broker: hold the base credentials and mint for local users who connect to SOCKET.
+    Serve(ServeArgs),
 }
 
 /// The context flags shared by every subcommand that resolves.

@@ -45,6 +45,9 @@ pub fn run(args: &ExplainArgs) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", report(&platform, &decision));
+        for note in provisioner_core::access::unlisted_notes(&platform, &ctx) {
+            println!("note: {note}");
+        }
     }
     // A dry run succeeds whatever it finds; the refusal is in the output. Exit codes
     // still tell scripts that a launch would be refused.

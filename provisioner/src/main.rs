@@ -133,7 +133,7 @@ mod tests {
         }
         assert_eq!(
             line(&["provisioner"]),
-            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, serve, kernelspec; --help explains every option"
+            "provisioner: no subcommand given; fix: the usage is `provisioner <COMMAND>` with COMMAND one of explain, kernel, kernelspec, serve; --help explains every option"
         );
         let l = line(&["provisioner", "kernel"]);
         assert!(
