@@ -12,6 +12,7 @@ trace of the base secret; the broker's records must name each user with its uid.
 
 import json
 import os
+import time
 
 import pytest
 
@@ -75,9 +76,15 @@ def test_jupyterhub_kernels_through_the_broker_are_scoped_to_their_user(
         records = bw.broker.launches(u.name, u.uid)
         assert records and not any(r["caller"]["proxied"] for r in records), bw.broker.log()[-3000:]
     assert seen["a"]["identity"]["key_id"] != seen["b"]["identity"]["key_id"], report
-    # SIGTERM stopped the servers and kernels the hub spawned: nothing of A or B is left.
-    left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) in (a.uid, b.uid)]
-    assert not left, f"processes of the test users outlived the hub: {left}"
+    # SIGTERM stopped the servers the hub spawned, and their kernels followed (ipykernel
+    # notices its parent is gone within a few seconds): nothing of A or B is left.
+    deadline = time.monotonic() + 30
+    while True:
+        left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) in (a.uid, b.uid)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not left, f"processes of the test users outlived the hub by 30 s: {left}"
 
 
 def _uid_of(pid):

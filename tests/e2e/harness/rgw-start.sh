@@ -54,6 +54,10 @@ osd pool default pgp num = 8
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
 osd objectstore = memstore
+# The monitor refuses to start (ENOSPC) when its disk has less than 5% free; a throwaway
+# cluster on a shared build machine whose targets fill the disk only needs a little room.
+mon data avail crit = 1
+mon data avail warn = 2
 memstore device bytes = 536870912
 run dir = $D/run
 admin socket = $D/run/\$name.asok
