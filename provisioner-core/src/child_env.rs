@@ -1,4 +1,4 @@
-//! The environment the child program starts with (SPEC section 6).
+//! The environment the child program starts with (README.md, "What the kernel's environment holds").
 //!
 //! [`ChildEnv::for_launch`] turns the launcher's raw environment (every `environ`
 //! entry, in order, duplicates included: `std::env::vars_os()` on Linux keeps them) and

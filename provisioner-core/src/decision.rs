@@ -1,4 +1,4 @@
-//! The identity decision: which tier a launch takes and why (SPEC section 3).
+//! The identity decision: which tier a launch takes and why (README.md, "How an identity is chosen"; ARCHITECTURE.md, "decide").
 //!
 //! [`resolve`] is a pure function of the platform model, the launch context and the
 //! failures seen so far while minting. It performs no I/O. When minting a tier fails,
@@ -247,7 +247,7 @@ impl Decision {
     }
 }
 
-/// Resolves the identity path for `ctx` (SPEC section 3). `failures` are the tiers
+/// Resolves the identity path for `ctx` (README.md, "How an identity is chosen"). `failures` are the tiers
 /// whose minting already failed in this launch, in order.
 pub fn resolve(platform: &Platform, ctx: &LaunchContext, failures: &[Failure]) -> Decision {
     let mut r = Resolution {

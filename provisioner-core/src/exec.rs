@@ -169,6 +169,8 @@ struct SignalRestore {
     mask: Option<SigSet>,
 }
 
+// The one place outside tests that needs `unsafe`: changing a signal disposition.
+#[allow(unsafe_code)]
 fn reset_signals() -> SignalRestore {
     // SAFETY: installing SIG_DFL runs no handler code; nothing in this process relies on
     // SIGPIPE being ignored between here and execve (we write nothing).
@@ -185,6 +187,7 @@ fn reset_signals() -> SignalRestore {
 }
 
 impl SignalRestore {
+    #[allow(unsafe_code)]
     fn apply(self) {
         if let Some(h) = self.sigpipe {
             // SAFETY: puts back the disposition that was installed before.
@@ -374,9 +377,12 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)]
     fn failed_exec_restores_the_signal_state() {
         let _g = serial();
         // Rust ignores SIGPIPE in every program, test binaries included.
+        // SAFETY: SIG_IGN and the handler put back run no code of ours; the test
+        // holds the lock that serialises exec tests.
         let before = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.unwrap();
         let _ = exec(
             Path::new("/nonexistent/kernel"),

@@ -1,5 +1,5 @@
-//! Obtaining credentials for a decision (SPEC section 5) and the fall-back loop of
-//! SPEC section 3 ("Failure rules").
+//! Obtaining credentials for a decision (ARCHITECTURE.md, "mint") and the fall-back loop
+//! of the failure rules (README.md, "How an identity is chosen").
 //!
 //! [`obtain`] resolves, mints what the decision asks for (STS `AssumeRole`, or the
 //! static keys a service account references), and when minting fails it records a
@@ -32,8 +32,6 @@
 //! warning or `Debug` output, never sleep past the deadline, never try a tier twice
 //! in one launch, and never return credentials with a refused decision.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
@@ -866,11 +864,9 @@ fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
         .mul_f64(random_fraction())
 }
 
-/// A uniform fraction in [0, 1). Jitter needs no cryptographic quality; the
-/// standard library's per-instance random hasher keys are enough.
+/// Full jitter in [0, 1): fastrand, which the AWS SDK already brings in.
 fn random_fraction() -> f64 {
-    let h = RandomState::new().hash_one(SystemTime::now());
-    (h >> 11) as f64 / (1u64 << 53) as f64
+    fastrand::f64()
 }
 
 fn credentials_of(out: &AssumeRoleOutput) -> Result<Credentials, CallError> {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::decision::{Decision, DefaultReason, Plan, Refusal, Skip, Tier};
 
-/// The fields of SPEC section 10, in a stable order.
+/// The fields of the decision record (README.md, "How an identity is chosen"), in a stable order.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
     pub flow: &'static str,

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test code: a failed step panics
 // Shared helpers for the provisioner integration tests (included with `mod`).
 #![allow(dead_code)]
 

@@ -2,6 +2,7 @@
 //! the job flow never yields `workspace_sa`; a System Admin never gets
 //! `session_policy`; a user's policy never names a prefix or Glue database of a data
 //! plane they are not assigned; the decision is deterministic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common_platform;
 

@@ -6,6 +6,7 @@
 //! copy of this test binary (std's spawn is safe in a threaded process, unlike a bare
 //! fork) running only itself with `EXEC_TEST_OUT` set; in that role it execs
 //! `/bin/sh`, which writes what the kernel sees of it to files the parent then checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use std::ffi::OsString;
 use std::fs;

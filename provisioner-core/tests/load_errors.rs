@@ -1,5 +1,6 @@
 //! Every kind of invalid platform file is rejected with one line naming the file, the
 //! entity, the field and the fix; valid oddities load with a warning.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use provisioner_core::load::{ConfigError, load_str};
 

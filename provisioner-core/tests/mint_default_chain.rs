@@ -3,6 +3,8 @@
 //!
 //! This file holds exactly one test: it changes the process environment, which is
 //! only sound while no other thread reads it, so nothing may run beside it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
+#![allow(unsafe_code)] // edition 2024: changing the environment is unsafe; see the SAFETY notes
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! duration and packed-size errors, a server that never answers), plus static keys
 //! and an unreachable endpoint. The stand-in speaks STS's query protocol: real
 //! AssumeRole XML answers and ErrorResponse bodies with STS's status codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common;
 

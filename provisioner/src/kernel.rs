@@ -11,6 +11,7 @@ use std::ffi::OsString;
 
 use provisioner_core::child_env::ChildEnv;
 use provisioner_core::context::{Flow, LaunchContext};
+use provisioner_core::decision::Refusal;
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exec, exit, load, mint};
 use refusal_kernel::{self, RefusalNotice};
@@ -58,7 +59,7 @@ pub fn run(args: KernelArgs) -> i32 {
     }
 
     if let Some(refusal) = minted.decision.refusal() {
-        let mut n = RefusalNotice::from(refusal);
+        let mut n = notice_of(refusal);
         n.record_json = serde_json::to_string_pretty(&record).ok();
         return refuse(
             &args.argv,
@@ -103,6 +104,16 @@ pub fn run(args: KernelArgs) -> i32 {
     refuse(&args.argv, &err.to_string(), n)
 }
 
+/// The refusal kernel's notice for a refusal of the decision tables.
+fn notice_of(r: &Refusal) -> RefusalNotice {
+    notice(
+        r.code.as_str(),
+        r.message.clone(),
+        r.fix.clone(),
+        r.exit_code,
+    )
+}
+
 fn notice(title: &str, message: String, fix: String, exit_code: i32) -> RefusalNotice {
     RefusalNotice {
         title: title.into(),
@@ -123,4 +134,27 @@ fn refuse(argv: &[OsString], line: &str, notice: RefusalNotice) -> i32 {
         eprintln!("provisioner: {e}");
     }
     notice.exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provisioner_core::decision::RefusalCode;
+
+    #[test]
+    fn notice_from_refusal() {
+        let r = Refusal {
+            code: RefusalCode::UnknownUser,
+            message: "user alice is not in the platform file".into(),
+            fix: "add alice under users".into(),
+            exit_code: 3,
+        };
+        let n = notice_of(&r);
+        assert_eq!(
+            n.text(),
+            "Kernel refused: UNKNOWN_USER\nuser alice is not in the platform file\nFix: add alice under users"
+        );
+        assert_eq!(n.exit_code, 3);
+        assert_eq!(n.record_json, None);
+    }
 }

@@ -6,6 +6,7 @@
 //! `bin` directory holding `jupyter` and `python` with ipykernel and jupyter_client.
 //! Without it they are skipped with a note, unless `PROVISIONER_E2E=1`, where a missing
 //! `JUPYTER_BIN_DIR` is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use std::ffi::OsStr;
 use std::fs;

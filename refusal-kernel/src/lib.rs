@@ -39,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,8 +48,6 @@ use sha2::{Sha256, Sha512};
 use zeromq::{
     PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqError, ZmqMessage,
 };
-
-use provisioner_core::decision::Refusal;
 
 /// The protocol version this kernel speaks.
 pub const PROTOCOL_VERSION: &str = "5.3";
@@ -92,18 +92,6 @@ pub struct RefusalNotice {
     /// The decision record, shown under the refusal so it can be handed to an
     /// administrator. Records never carry secrets.
     pub record_json: Option<String>,
-}
-
-impl From<&Refusal> for RefusalNotice {
-    fn from(r: &Refusal) -> Self {
-        RefusalNotice {
-            title: r.code.as_str().to_string(),
-            message: r.message.clone(),
-            fix: r.fix.clone(),
-            exit_code: r.exit_code,
-            record_json: None,
-        }
-    }
 }
 
 impl RefusalNotice {
@@ -511,17 +499,7 @@ impl Session {
 
 /// A session id: unique enough to tell this kernel's messages apart (not a secret).
 fn new_session_id() -> String {
-    use sha2::Digest as _;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let local = 0u8;
-    let mut h = Sha256::new();
-    h.update(std::process::id().to_le_bytes());
-    h.update(nanos.to_le_bytes());
-    h.update((&local as *const u8 as usize).to_le_bytes());
-    let d = hex::encode(h.finalize());
+    let d = format!("{:032x}", fastrand::u128(..));
     format!(
         "{}-{}-{}-{}-{}",
         &d[0..8],
@@ -535,26 +513,12 @@ fn new_session_id() -> String {
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the date format of message headers.
 fn iso8601_utc(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        d.subsec_micros()
-    )
+    let secs = i64::try_from(d.as_secs()).unwrap_or_default();
+    let whole = DateTime::from_secs(secs)
+        .fmt(Format::DateTime)
+        .unwrap_or_default();
+    // Whole seconds from the SDK's formatter, then microseconds as ipykernel writes them.
+    format!("{}.{:06}Z", whole.trim_end_matches('Z'), d.subsec_micros())
 }
 
 fn to_frames(msg: ZmqMessage) -> Vec<Vec<u8>> {
@@ -943,23 +907,6 @@ mod tests {
             file.clone().into_os_string(),
         ];
         assert_eq!(connection_file_from_argv(&argv), Some(file));
-    }
-
-    #[test]
-    fn notice_from_refusal() {
-        let r = Refusal {
-            code: provisioner_core::decision::RefusalCode::UnknownUser,
-            message: "user alice is not in the platform file".into(),
-            fix: "add alice under users".into(),
-            exit_code: 3,
-        };
-        let n = RefusalNotice::from(&r);
-        assert_eq!(
-            n.text(),
-            "Kernel refused: UNKNOWN_USER\nuser alice is not in the platform file\nFix: add alice under users"
-        );
-        assert_eq!(n.exit_code, 3);
-        assert_eq!(n.record_json, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! child process (this test binary, re-run on the ignored `child_kernel` entry).
 //! The jupyter_client test needs `JUPYTER_BIN_DIR` (a bin dir with a python that
 //! has jupyter_client); it is skipped without it unless `PROVISIONER_E2E=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

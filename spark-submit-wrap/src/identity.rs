@@ -2,7 +2,7 @@
 //!
 //! Two modes:
 //!
-//! * **resolve** (no marker): the job flow of SPEC section 3. Context from
+//! * **resolve** (no marker): the job flow (README.md, "How an identity is chosen"). Context from
 //!   `SYN_USER` (else `KERNEL_USERNAME`, `JUPYTERHUB_USER`), `SYN_RUNTIME_TEMPLATE_ID`,
 //!   `SYN_JOB_ID`; `SYN_WORKSPACE_ID` is recorded and ignored by the job flow (the
 //!   decision's `skipped` list says so). The flow is always `job`, whatever `SYN_FLOW`

@@ -37,7 +37,8 @@
 //! * `spark.hadoop.hadoop.security.credential.provider.path`;
 //! * `AWS_*` credential variables in `spark.executorEnv.`, `spark.yarn.appMasterEnv.`,
 //!   `spark.kubernetes.driverEnv.` and `spark.kubernetes.{driver,executor}.secretKeyRef.`:
-//!   the ones the wrapper sets, plus the credential-source variables of SPEC section 6
+//!   the ones the wrapper sets, plus the credential-source variables of
+//!   `provisioner_core::credentials::REMOVED_WHEN_CREDENTIALS`
 //!   (`AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_ROLE_ARN`,
 //!   `AWS_WEB_IDENTITY_TOKEN_FILE`, every `AWS_CONTAINER_*`, `BOTO_CONFIG`, …).
 //!   Other `AWS_*` (region, endpoints, retries) are left alone.

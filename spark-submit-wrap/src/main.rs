@@ -1,5 +1,5 @@
 //! `spark-submit-wrap`: a drop-in `spark-submit` that runs the job with the AWS
-//! identity the platform decides (SPEC section 8).
+//! identity the platform decides (README.md, "Spark jobs: spark-submit-wrap").
 //!
 //! Same argument vector as `spark-submit`, same exit status (after exec, the exit
 //! status *is* Spark's). The steps:

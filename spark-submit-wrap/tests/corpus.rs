@@ -13,6 +13,7 @@
 //! * the properties file, read through its path as Spark reads it, holds the scoped
 //!   keys and the per-line expected values;
 //! * the job kept the wrapper's PID (exec, not a child).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common;
 

@@ -16,6 +16,7 @@
 //! `PROVISIONER_E2E=1` requires the jars too.
 //!
 //! Only loopback: `SPARK_LOCAL_IP=127.0.0.1`, no UI, metadata service disabled.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
 
 mod common;
 

@@ -11,6 +11,9 @@
 //!   executables hold the write side of a process-wide lock; tests that start
 //!   processes hold the read side while they do.
 
+// Test code: a failed setup step should stop the test with a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
