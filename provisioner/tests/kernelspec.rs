@@ -179,8 +179,18 @@ fn install_for_the_broker_puts_the_socket_in_the_argv_and_reads_no_platform_file
     let spec = read_json(&data.join("kernels/python3-scoped/kernel.json"));
     assert_eq!(
         spec["argv"],
-        json!([provisioner_path(), "kernel", "--broker", socket, "--",
-               py, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+        json!([
+            provisioner_path(),
+            "kernel",
+            "--broker",
+            socket,
+            "--",
+            py,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}"
+        ])
     );
     assert_eq!(spec["metadata"]["provisioner"]["broker"], json!(socket));
     assert_eq!(spec["metadata"]["provisioner"]["config"], Value::Null);
