@@ -54,7 +54,7 @@ FINANCE_ONLY = {
     ],
 }
 KERNEL = "python3-scoped"
-AS_ROOT = 'sudo env "PATH=$PATH" scripts/demo'
+AS_ROOT = "run scripts/demo as root to see it"
 
 
 def say(text=""):
@@ -291,7 +291,7 @@ def main():
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _terminate)
     provisioner = Path(sys.argv[1]).resolve()
-    venv, why_not = (None, f"not root (creating Unix users needs root); to see it: {AS_ROOT}") \
+    venv, why_not = (None, f"it creates Unix users, which needs root; {AS_ROOT}") \
         if os.geteuid() != 0 else users_venv_or_reason()
     work = Path(tempfile.mkdtemp(prefix="provisioner-demo-"))
     user_names, shared = [], None
