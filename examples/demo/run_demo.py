@@ -243,6 +243,8 @@ def with_broker(provisioner, rgw, roles, broker_keys, work, venv):
         say("-- the broker's decision log (peer uid and pid from SO_PEERCRED; records hold no secret)")
         for line in decision_lines(broker):
             say(f"   {line}")
+        say("   (each user's first grant is its kernel's launch: the launcher then became the kernel, so the")
+        say("   kernel keeps that pid; the other pid is the launcher started inside the kernel with --user)")
         if broker_keys.secret_access_key in broker.log():
             raise SystemExit("the broker's log holds its secret key")
     finally:
