@@ -220,15 +220,15 @@ def with_broker(provisioner, rgw, roles, broker_keys, work, venv):
         jupyter_dir = users.share_dir("jupyter")
         install_kernelspec(shared_bin, jupyter_dir, venv / "bin" / "python", "--broker", broker.socket)
 
-        for me, other, name, expect in ((alice, bob, "alice", "data-plane session policy (marketing/)"),
-                                        (bob, alice, "bob", "workspace service account finance-sa")):
-            workspace = "ws-finance" if name == "bob" else "ws-open"
+        for me, name, other, workspace, expect in (
+                (alice, "alice", "bob", "ws-open", "data-plane session policy (marketing/)"),
+                (bob, "bob", "alice", "ws-finance", "workspace service account finance-sa")):
             say()
             say(f"-- {name}'s notebook, run by {me.name} with their own Jupyter (nbconvert) in {workspace}: "
                 f"expect {expect}")
             env = {"JUPYTER_PATH": jupyter_dir, "SYN_WORKSPACE_ID": workspace, "AWS_ENDPOINT_URL": rgw.endpoint,
                    "AWS_REGION": rgw.region, "AWS_DEFAULT_REGION": rgw.region,
-                   "DEMO_OTHER_USER": "bob" if name == "alice" else "alice"}
+                   "DEMO_OTHER_USER": other}
             r = users.run_as(me, [venv / "bin" / "jupyter", "nbconvert", "--to", "notebook", "--execute",
                                   users.shared / "notebooks" / "sample.ipynb", "--output-dir", me.home,
                                   "--output", "sample-out", f"--ExecutePreprocessor.kernel_name={KERNEL}",
