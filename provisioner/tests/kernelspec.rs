@@ -151,6 +151,75 @@ fn install_writes_the_documented_kernel_json() {
 }
 
 #[test]
+fn install_for_the_broker_puts_the_socket_in_the_argv_and_reads_no_platform_file() {
+    let t = tempfile::tempdir().unwrap();
+    let py = fake_python(&t.path().join("env/bin"), "/unused");
+    let socket = t.path().join("run/broker.sock");
+    let data = t.path().join("data");
+    let o = run(
+        args![
+            "kernelspec",
+            "install",
+            "--dir",
+            data,
+            "--python",
+            py,
+            "--broker",
+            socket
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // The broker is not running yet: installed anyway, with a note saying what follows.
+    assert!(
+        o.stderr.contains("no broker socket at") && o.stderr.contains("provisioner serve"),
+        "{}",
+        o.stderr
+    );
+    let spec = read_json(&data.join("kernels/python3-scoped/kernel.json"));
+    assert_eq!(
+        spec["argv"],
+        json!([
+            provisioner_path(),
+            "kernel",
+            "--broker",
+            socket,
+            "--",
+            py,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}"
+        ])
+    );
+    assert_eq!(spec["metadata"]["provisioner"]["broker"], json!(socket));
+    assert_eq!(spec["metadata"]["provisioner"]["config"], Value::Null);
+
+    // A launcher in broker mode reads no platform file: both at once is a usage error.
+    let cfg = t.path().join("platform.json");
+    fs::write(&cfg, "{}").unwrap();
+    let o = run(
+        args![
+            "kernelspec",
+            "install",
+            "--dir",
+            t.path().join("d2"),
+            "--python",
+            py,
+            "--broker",
+            socket,
+            "--config",
+            cfg
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert_eq!(o.stderr.trim_end().lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("cannot be used with"), "{}", o.stderr);
+    assert!(!t.path().join("d2").exists());
+}
+
+#[test]
 fn install_defaults_to_python3_on_path_and_without_optional_flags() {
     let t = tempfile::tempdir().unwrap();
     let bin = t.path().join("bin");

@@ -1,7 +1,7 @@
 //! Writing kernel.json files that launch kernels through `provisioner`.
 //!
 //! `provisioner kernelspec install` writes a new kernelspec whose argv is
-//! `[<provisioner>, "kernel", (--config P), (--flow F), "--", <python>, "-m",
+//! `[<provisioner>, "kernel", (--config P | --broker S), (--flow F), "--", <python>, "-m",
 //! "ipykernel_launcher", "-f", "{connection_file}"]`; `provisioner kernelspec wrap`
 //! copies an existing kernelspec (its logos and other resources included) under a new
 //! name and puts `<provisioner> kernel ... --` in front of its argv; `list` shows what
@@ -136,6 +136,9 @@ pub struct LaunchArgs {
     /// Platform file passed as `provisioner kernel --config PATH` (else the kernel reads SYN_PLATFORM_CONFIG or the default).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The broker's socket, passed as `provisioner kernel --broker SOCKET`: kernels ask `provisioner serve` and read no platform file.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "config")]
+    pub broker: Option<PathBuf>,
     /// Flow passed as `provisioner kernel --flow F` (else SYN_FLOW, else notebook).
     #[arg(long, value_name = "FLOW")]
     pub flow: Option<SpecFlow>,

@@ -77,6 +77,7 @@ pub(super) fn read_spec(path: &Path) -> Result<Map<String, Value>, KernelspecErr
 pub(super) struct Launch {
     pub(super) provisioner: PathBuf,
     pub(super) config: Option<PathBuf>,
+    pub(super) broker: Option<PathBuf>,
     pub(super) flow: Option<SpecFlow>,
     pub(super) force: bool,
 }
@@ -90,6 +91,10 @@ impl Launch {
         if let Some(c) = &self.config {
             v.push("--config".into());
             v.push(c.to_string_lossy().into_owned());
+        }
+        if let Some(b) = &self.broker {
+            v.push("--broker".into());
+            v.push(b.to_string_lossy().into_owned());
         }
         if let Some(f) = self.flow {
             v.push("--flow".into());
@@ -107,6 +112,10 @@ impl Launch {
             "config".into(),
             json!(self.config.as_ref().map(|c| c.to_string_lossy())),
         );
+        // Only when set: specs written before broker mode keep their exact metadata.
+        if let Some(b) = &self.broker {
+            m.insert("broker".into(), json!(b.to_string_lossy()));
+        }
         m.insert("flow".into(), json!(self.flow.map(SpecFlow::as_str)));
         m
     }
@@ -143,9 +152,23 @@ pub(super) fn resolve_launch(
         }
         None => None,
     };
+    let broker = match &a.broker {
+        Some(b) => {
+            let b = absolute(b, "--broker")?;
+            if !b.exists() {
+                notes.push(format!(
+                    "no broker socket at {} yet; kernels will fail to start until `provisioner serve` listens there",
+                    b.display()
+                ));
+            }
+            Some(b)
+        }
+        None => None,
+    };
     Ok(Launch {
         provisioner,
         config,
+        broker,
         flow: a.flow,
         force: a.force,
     })
