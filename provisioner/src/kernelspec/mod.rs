@@ -36,8 +36,6 @@ use std::process::Command;
 
 use serde_json::{Map, Value, json};
 
-use provisioner_core::exit;
-
 mod dirs;
 mod files;
 mod install;
@@ -212,9 +210,9 @@ fn process_env(name: &str) -> Option<OsString> {
     std::env::var_os(name)
 }
 
-/// Runs a kernelspec subcommand; returns the exit code.
-pub fn run(cmd: KernelspecCommand) -> i32 {
-    let result = match cmd {
+/// Runs a kernelspec subcommand.
+pub fn run(cmd: KernelspecCommand) -> Result<(), KernelspecError> {
+    match cmd {
         KernelspecCommand::Install(a) => install(&a, &process_env).map(|o| print_outcome(&o)),
         KernelspecCommand::Wrap(a) => wrap(&a, &process_env).map(|o| print_outcome(&o)),
         KernelspecCommand::List(a) => list(&a, &process_env).map(|specs| {
@@ -226,13 +224,6 @@ pub fn run(cmd: KernelspecCommand) -> i32 {
                 print!("{}", list_table(&specs));
             }
         }),
-    };
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("provisioner: kernelspec: {e}");
-            exit::CONFIG
-        }
     }
 }
 
