@@ -63,20 +63,8 @@ where
     match e {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
-            let body = se.raw().body().bytes().unwrap_or_default();
-            let body = String::from_utf8_lossy(body);
-            // STS-compatible servers do not all use STS's error shape (moto nests
-            // `Errors/Error`); the SDK then finds no code, so read it from the body.
-            let code = se
-                .err()
-                .code()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Code"));
-            let message = se
-                .err()
-                .message()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Message"));
+            let (code, message) =
+                code_and_message(se.err(), se.raw().body().bytes().unwrap_or_default());
             let throttled = code
                 .as_deref()
                 .is_some_and(|c| THROTTLING_CODES.contains(&c));
@@ -146,6 +134,25 @@ where
     }
 }
 
+/// The error code and message of a service's error answer (STS, IAM): as the SDK
+/// parsed them, else read from the XML body. Compatible servers do not all use the
+/// service's error shape (moto nests `Errors/Error`); the SDK then finds no code.
+pub fn code_and_message(
+    err: &impl ProvideErrorMetadata,
+    body: &[u8],
+) -> (Option<String>, Option<String>) {
+    let body = String::from_utf8_lossy(body);
+    let code = err
+        .code()
+        .map(str::to_string)
+        .or_else(|| xml_element(&body, "Code"));
+    let message = err
+        .message()
+        .map(str::to_string)
+        .or_else(|| xml_element(&body, "Message"));
+    (code, message)
+}
+
 /// The unescaped text of the first `<tag>` element in `xml`, if it has any.
 pub(super) fn xml_element(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
@@ -178,7 +185,7 @@ pub(super) fn credentials_error<'a>(
 
 /// An error and its sources as one line ("a: b: c"), without the Debug dump that
 /// `DisplayErrorContext` appends. Levels that repeat the previous one are skipped.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

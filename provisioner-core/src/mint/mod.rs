@@ -49,7 +49,10 @@ mod static_keys;
 mod sts;
 
 use classify::*;
-pub use classify::{is_duration_too_long, is_packed_policy_too_large, rejects_managed_policy};
+pub use classify::{
+    code_and_message, error_chain, is_duration_too_long, is_packed_policy_too_large,
+    rejects_managed_policy,
+};
 use client::*;
 use retry::*;
 use static_keys::*;
