@@ -154,7 +154,7 @@ pub fn code_and_message(
 }
 
 /// The unescaped text of the first `<tag>` element in `xml`, if it has any.
-pub(super) fn xml_element(xml: &str, tag: &str) -> Option<String> {
+fn xml_element(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();
@@ -196,4 +196,48 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_policy_code_matches_with_and_without_suffix() {
+        assert!(is_packed_policy_too_large("PackedPolicyTooLarge"));
+        assert!(is_packed_policy_too_large("PackedPolicyTooLargeException"));
+        assert!(!is_packed_policy_too_large("ValidationError"));
+    }
+
+    #[test]
+    fn both_duration_errors_are_recognised() {
+        assert!(is_duration_too_long(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+        ));
+        assert!(is_duration_too_long(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+        ));
+        assert!(!is_duration_too_long(
+            "ValidationError",
+            "1 validation error detected: Value at 'roleSessionName' failed"
+        ));
+        assert!(!is_duration_too_long(
+            "AccessDenied",
+            "DurationSeconds exceeds"
+        ));
+    }
+
+    #[test]
+    fn error_elements_are_read_from_nested_error_bodies() {
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: a &amp; b is not authorized</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(xml_element(body, "Code").as_deref(), Some("AccessDenied"));
+        assert_eq!(
+            xml_element(body, "Message").as_deref(),
+            Some("User: a & b is not authorized")
+        );
+        assert_eq!(xml_element("<Code></Code>", "Code"), None);
+        assert_eq!(xml_element("<Code>x", "Code"), None);
+    }
 }
