@@ -37,7 +37,7 @@ import urllib.request
 
 import boto3
 
-from query_protocol import QueryHandler, error_xml as query_error_xml, form_params, request_id, serve, xml_escape
+from query_protocol import QueryHandler, error_xml as query_error_xml, request_id, serve, xml_escape
 
 NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 
@@ -106,6 +106,12 @@ class State:
         self.mode = "ok"
         self.requests = []
         self.upstream = upstream
+
+    def control(self, cue):
+        self.mode = cue.get("mode", "ok")
+
+    def reset(self):
+        self.mode, self.requests = "ok", []
 
 
 def role_policies(upstream, role_arn):
@@ -203,19 +209,7 @@ def make_handler(state):
                     if k.lower() in ("x-amzn-requestid", "x-amz-request-id")]
             return self.send_body(status, body, rh.get("Content-Type", "text/xml"), keep)
 
-        def do_POST(self):
-            raw = self.read_body()
-            if self.path == "/_control":
-                cue = json.loads(raw or b"{}")
-                with state.lock:
-                    state.mode = cue.get("mode", "ok")
-                return self.send_body(200, "{}", "application/json")
-            if self.path == "/_reset":
-                with state.lock:
-                    state.mode, state.requests = "ok", []
-                return self.send_body(200, "{}", "application/json")
-
-            params = form_params(raw)
+        def query(self, raw, params):
             action = params.get("Action", "")
             with state.lock:
                 state.requests.append({"action": action, "params": params, "time": time.time()})

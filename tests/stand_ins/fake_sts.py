@@ -29,7 +29,6 @@ applies to the next N AssumeRole requests, then the server answers normally.
 """
 
 import argparse
-import json
 import secrets
 import socket
 import sys
@@ -37,7 +36,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from query_protocol import QueryHandler, error_xml as query_error_xml, form_params, request_id, serve
+from query_protocol import QueryHandler, error_xml as query_error_xml, request_id, serve
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -65,6 +64,18 @@ class State:
         self.requests = []
         self.recent = []
         # ARNs of the managed policies "IAM" holds; None accepts any.
+        self.policies = None
+
+    def control(self, cue):
+        self.mode = cue.get("mode", "ok")
+        self.count = cue.get("count")
+        self.delay = float(cue.get("delay", self.delay))
+        self.rate = float(cue.get("rate", self.rate))
+        if "policies" in cue:
+            self.policies = cue["policies"]
+
+    def reset(self):
+        self.mode, self.count, self.requests, self.recent = "ok", None, [], []
         self.policies = None
 
     def take_mode(self):
@@ -130,25 +141,7 @@ def make_handler(state):
     class Handler(QueryHandler):
         NS = NS
 
-        def do_POST(self):
-            raw = self.read_body()
-            if self.path == "/_control":
-                cue = json.loads(raw or b"{}")
-                with state.lock:
-                    state.mode = cue.get("mode", "ok")
-                    state.count = cue.get("count")
-                    state.delay = float(cue.get("delay", state.delay))
-                    state.rate = float(cue.get("rate", state.rate))
-                    if "policies" in cue:
-                        state.policies = cue["policies"]
-                return self.send_body(200, "{}", "application/json")
-            if self.path == "/_reset":
-                with state.lock:
-                    state.mode, state.count, state.requests, state.recent = "ok", None, [], []
-                    state.policies = None
-                return self.send_body(200, "{}", "application/json")
-
-            params = form_params(raw)
+        def query(self, raw, params):
             action = params.get("Action", "")
             mode = state.take_mode() if action == "AssumeRole" else "ok"
             with state.lock:

@@ -4,7 +4,9 @@ Type/Code/Message, request ids, and an HTTP handler with the control endpoints e
 stand-in has (`GET /_requests`, `GET /_health`).
 
 A handler class built on `QueryHandler` sets `NS` (the service's XML namespace) and
-`state` (an object with `lock` and `requests`).
+`state` (an object with `lock`, `requests`, `control(cue)` for `POST /_control` and
+`reset()` for `POST /_reset`, both called holding `lock`), and answers the service's
+requests in `query(raw, params)`.
 """
 
 import json
@@ -75,6 +77,18 @@ class QueryHandler(BaseHTTPRequestHandler):
         if self.path == "/_health":
             return self.send_body(200, "ok", "text/plain")
         return self.send_body(404, self.error_xml("Sender", "InvalidAction", "GET is not supported"))
+
+    def do_POST(self):
+        raw = self.read_body()
+        if self.path in ("/_control", "/_reset"):
+            cue = json.loads(raw or b"{}")
+            with self.state.lock:
+                if self.path == "/_control":
+                    self.state.control(cue)
+                else:
+                    self.state.reset()
+            return self.send_body(200, "{}", "application/json")
+        return self.query(raw, form_params(raw))
 
 
 def serve(port, handler, banner):
