@@ -55,7 +55,7 @@ fn run() -> Result<(), Error> {
                 sts: Default::default(),
             },
         )),
-        Command::Kernelspec { command } => Ok(kernelspec::run(command)?),
+        Command::Kernelspec { command } => kernelspec::run(command).map_err(Error::from),
         Command::Policies {
             command: args::PoliciesCommand::Sync(a),
         } => policies::run(&a),
