@@ -77,6 +77,50 @@ pub struct ContextFlags {
     pub job_id: Option<String>,
 }
 
+/// What the flags, else the environment, give for each part of the context, before
+/// any check (the broker's client sends the user even when it is absent).
+pub(crate) struct Given {
+    pub user: Option<String>,
+    pub workspace: Option<String>,
+    pub runtime_template: Option<String>,
+    pub flow: Result<Flow, ContextError>,
+    pub job_id: Option<String>,
+}
+
+impl ContextFlags {
+    /// Each flag, else its variable (empty counts as unset): the user from `SYN_USER`,
+    /// `KERNEL_USERNAME`, `JUPYTERHUB_USER`; the flow from `SYN_FLOW`, else
+    /// `default_flow`.
+    pub(crate) fn with_env(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        default_flow: Flow,
+    ) -> Given {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        Given {
+            user: self
+                .user
+                .clone()
+                .or_else(|| get("SYN_USER"))
+                .or_else(|| get("KERNEL_USERNAME"))
+                .or_else(|| get("JUPYTERHUB_USER")),
+            workspace: self.workspace.clone().or_else(|| get("SYN_WORKSPACE_ID")),
+            runtime_template: self
+                .runtime_template
+                .clone()
+                .or_else(|| get("SYN_RUNTIME_TEMPLATE_ID")),
+            flow: match (self.flow, get("SYN_FLOW")) {
+                (Some(f), _) => Ok(f),
+                (None, Some(v)) => v
+                    .parse()
+                    .map_err(|e: String| ContextError(format!("SYN_FLOW: {e}"))),
+                (None, None) => Ok(default_flow),
+            },
+            job_id: self.job_id.clone().or_else(|| get("SYN_JOB_ID")),
+        }
+    }
+}
+
 /// A context that cannot be used, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -90,36 +134,18 @@ impl LaunchContext {
         env: &dyn Fn(&str) -> Option<String>,
         default_flow: Flow,
     ) -> Result<LaunchContext, ContextError> {
-        let get = |name: &str| env(name).filter(|v| !v.is_empty());
-        let user = flags
-            .user
-            .clone()
-            .or_else(|| get("SYN_USER"))
-            .or_else(|| get("KERNEL_USERNAME"))
-            .or_else(|| get("JUPYTERHUB_USER"))
-            .ok_or_else(|| {
-                ContextError(
-                    "no user given; pass --user ID or set SYN_USER (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
-                )
-            })?;
-        let flow = match flags.flow {
-            Some(f) => f,
-            None => match get("SYN_FLOW") {
-                Some(v) => v
-                    .parse()
-                    .map_err(|e: String| ContextError(format!("SYN_FLOW: {e}")))?,
-                None => default_flow,
-            },
-        };
+        let given = flags.with_env(env, default_flow);
+        let user = given.user.ok_or_else(|| {
+            ContextError(
+                "no user given; pass --user ID or set SYN_USER (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
+            )
+        })?;
         let ctx = LaunchContext {
-            flow,
+            flow: given.flow?,
             user,
-            workspace: flags.workspace.clone().or_else(|| get("SYN_WORKSPACE_ID")),
-            runtime_template: flags
-                .runtime_template
-                .clone()
-                .or_else(|| get("SYN_RUNTIME_TEMPLATE_ID")),
-            job_id: flags.job_id.clone().or_else(|| get("SYN_JOB_ID")),
+            workspace: given.workspace,
+            runtime_template: given.runtime_template,
+            job_id: given.job_id,
         };
         ctx.validate()?;
         Ok(ctx)

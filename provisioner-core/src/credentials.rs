@@ -92,16 +92,31 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expiration", &self.expiration)
-            .finish()
+        debug_redacted(
+            f,
+            "Credentials",
+            &self.access_key_id,
+            self.session_token.is_some(),
+            &self.expiration,
+        )
     }
+}
+
+/// The one `Debug` form of credentials, whichever type carries them: the key id and
+/// the expiry as they are, the secret key and the session token as `<redacted>`.
+pub(crate) fn debug_redacted(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    access_key_id: &str,
+    has_session_token: bool,
+    expiration: &dyn fmt::Debug,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field("access_key_id", &access_key_id)
+        .field("secret_access_key", &"<redacted>")
+        .field("session_token", &has_session_token.then_some("<redacted>"))
+        .field("expiration", expiration)
+        .finish()
 }
 
 impl Credentials {

@@ -34,6 +34,14 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every tier.
+    pub const ALL: [Tier; 4] = [
+        Tier::WorkspaceSa,
+        Tier::RuntimeTemplateSa,
+        Tier::SessionPolicy,
+        Tier::Default,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::WorkspaceSa => "workspace_sa",
@@ -41,6 +49,12 @@ impl Tier {
             Tier::SessionPolicy => "session_policy",
             Tier::Default => "default",
         }
+    }
+
+    /// The tier whose [`Tier::as_str`] is `s` (the text form of records, markers and
+    /// broker answers).
+    pub fn from_name(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 

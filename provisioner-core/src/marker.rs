@@ -74,7 +74,7 @@ impl Marker {
                 return Err(err(format!("field \"{field}\" has no '='")));
             };
             let slot_taken = match key {
-                "tier" => tier.replace(parse_tier(val).ok_or_else(|| {
+                "tier" => tier.replace(Tier::from_name(val).ok_or_else(|| {
                     err(format!(
                         "unknown tier \"{val}\" (expected workspace_sa, runtime_template_sa, session_policy or default)"
                     ))
@@ -108,17 +108,6 @@ impl Marker {
     pub fn expired_at(&self, now: SystemTime) -> bool {
         self.expiration.is_some_and(|e| e <= now)
     }
-}
-
-fn parse_tier(s: &str) -> Option<Tier> {
-    [
-        Tier::WorkspaceSa,
-        Tier::RuntimeTemplateSa,
-        Tier::SessionPolicy,
-        Tier::Default,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
 }
 
 impl fmt::Display for Marker {

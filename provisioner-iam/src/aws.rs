@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use provisioner_core::mint::code_and_message;
 use provisioner_core::model::Platform;
 
 /// Attempts per IAM call. IAM throttles writes at a low, unpublished rate; the SDK's
@@ -123,22 +124,9 @@ where
         .to_uppercase();
     match e {
         SdkError::ServiceError(se) => {
-            let body = se.raw().body().bytes().unwrap_or_default();
-            let body = String::from_utf8_lossy(body);
-            // IAM-compatible servers do not all use IAM's error shape; the SDK then
-            // finds no code, so read it from the body.
-            let code = se
-                .err()
-                .code()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Code"));
-            let message = se
-                .err()
-                .message()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Message"))
-                .unwrap_or_else(|| "no message".into());
-            let message = one_line(&message);
+            let (code, message) =
+                code_and_message(se.err(), se.raw().body().bytes().unwrap_or_default());
+            let message = one_line(&message.unwrap_or_else(|| "no message".into()));
             let line = match code.as_deref() {
                 Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {
                     format!(
@@ -195,33 +183,9 @@ where
 /// An error and its sources as one line ("a: b: c"); levels that repeat the previous
 /// one are skipped.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    one_line(&parts.join(": "))
+    one_line(&provisioner_core::mint::error_chain(e))
 }
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn xml_element(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    let text = xml[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&");
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
 }

@@ -10,6 +10,9 @@ use provisioner_core::context::{ContextFlags, Flow};
 #[command(
     name = "provisioner",
     version,
+    // A missing subcommand is a one-line usage error like any other (see `usage`),
+    // not the whole help on stderr.
+    arg_required_else_help = false,
     about = "Starts notebook kernels with the AWS identity the platform decides, and explains that decision",
     after_help = "Exit codes before exec: 0 ok, 2 usage or configuration error, 3 refused by policy, \
 4 credentials could not be obtained, 127 program not found. After exec, the program's own."
@@ -26,6 +29,7 @@ pub enum Command {
     /// Kernelspec entry point: resolve, obtain credentials, exec ARGV.
     Kernel(KernelArgs),
     /// Install or wrap kernelspecs that launch through provisioner.
+    #[command(arg_required_else_help = false)]
     Kernelspec {
         #[command(subcommand)]
         command: crate::kernelspec::KernelspecCommand,
@@ -33,6 +37,7 @@ pub enum Command {
     /// The broker: hold the base credentials and mint for local users who connect to SOCKET.
     Serve(ServeArgs),
     /// Managed session policies in IAM.
+    #[command(arg_required_else_help = false)]
     Policies {
         #[command(subcommand)]
         command: PoliciesCommand,

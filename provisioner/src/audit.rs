@@ -6,39 +6,19 @@
 //! 5 someone would get unrestricted credentials through OVER_LIMIT, 6 (`--aws`) IAM
 //! disagrees with the platform file or could not be checked.
 
-use provisioner_core::{exit, load};
 use provisioner_iam::audit::audit;
 use provisioner_iam::aws::Clients;
 use provisioner_iam::checks;
 
 use crate::args::AuditArgs;
+use crate::error::Error;
+use crate::platform;
 
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-pub fn run(args: &AuditArgs) -> i32 {
-    let path = load::config_path(args.config.as_deref(), &env_lookup);
-    let platform = match load::load_file(&path, &env_lookup) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CONFIG;
-        }
-    };
+pub fn run(args: &AuditArgs) -> Result<(), Error> {
+    let platform = platform::load(args.config.as_deref())?;
     let report = audit(&platform);
     let iam_findings = if args.aws {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("provisioner: cannot start the async runtime: {e}");
-                return exit::CREDENTIALS;
-            }
-        };
-        runtime.block_on(async {
+        platform::runtime()?.block_on(async {
             let clients = Clients::new(&platform).await;
             checks::check(&clients, &platform).await
         })
@@ -54,5 +34,5 @@ pub fn run(args: &AuditArgs) -> i32 {
     } else {
         print!("{}", report.text(&iam_findings, code));
     }
-    code
+    Error::from_exit_code(code)
 }

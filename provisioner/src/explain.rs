@@ -6,39 +6,23 @@ use std::fmt::Write as _;
 
 use provisioner_core::context::{Flow, LaunchContext};
 use provisioner_core::decision::{Decision, Plan, Tier, resolve};
+use provisioner_core::exit;
 use provisioner_core::model::Platform;
 use provisioner_core::policy::{MAX_MANAGED_POLICY_CHARS, MAX_POLICY_ARNS, MAX_POLICY_CHARS};
 use provisioner_core::record::DecisionRecord;
-use provisioner_core::{exit, load};
 
 use crate::args::ExplainArgs;
+use crate::error::Error;
+use crate::platform::{self, env_lookup};
 
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-pub fn run(args: &ExplainArgs) -> i32 {
+pub fn run(args: &ExplainArgs) -> Result<(), Error> {
     if let Some(socket) =
         provisioner_core::broker::client::socket_from(args.context.broker.as_deref(), &env_lookup)
     {
         return run_brokered(args, &socket);
     }
-    let path = load::config_path(args.context.config.as_deref(), &env_lookup);
-    let platform = match load::load_file(&path, &env_lookup) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let ctx = match LaunchContext::from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CONFIG;
-        }
-    };
+    let platform = platform::load(args.context.config.as_deref())?;
+    let ctx = LaunchContext::from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)?;
     let decision = resolve(&platform, &ctx, &[]);
     if args.json {
         let v = DecisionRecord::explain_value(&decision);
@@ -51,28 +35,19 @@ pub fn run(args: &ExplainArgs) -> i32 {
     }
     // A dry run succeeds whatever it finds; the refusal is in the output. Exit codes
     // still tell scripts that a launch would be refused.
-    decision.refusal().map_or(exit::OK, |r| r.exit_code)
+    decision.refusal().map_or(Ok(()), |r| {
+        Err(Error::Reported {
+            exit_code: r.exit_code,
+        })
+    })
 }
 
 /// The dry run through the broker: the broker decides for the socket peer, as it
 /// would for a launch, and answers with the record (policy included).
-fn run_brokered(args: &ExplainArgs, socket: &std::path::Path) -> i32 {
+fn run_brokered(args: &ExplainArgs, socket: &std::path::Path) -> Result<(), Error> {
     use provisioner_core::broker::client;
-    let ctx = match client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let record = match client::explain(socket, ctx) {
-        Ok(r) => r,
-        Err(r) => {
-            eprintln!("provisioner: refused ({}): {}", r.code, r.message);
-            return r.exit_code;
-        }
-    };
+    let ctx = client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)?;
+    let record = client::explain(socket, ctx).map_err(|r| Error::Broker(Box::new(r)))?;
     if args.json {
         println!(
             "{}",
@@ -81,12 +56,14 @@ fn run_brokered(args: &ExplainArgs, socket: &std::path::Path) -> i32 {
     } else {
         print!("{}", brokered_report(&record));
     }
-    record
-        .get("refused")
-        .and_then(|r| r.get("exit_code"))
-        .and_then(|c| c.as_i64())
-        .and_then(|c| i32::try_from(c).ok())
-        .unwrap_or(exit::OK)
+    Error::from_exit_code(
+        record
+            .get("refused")
+            .and_then(|r| r.get("exit_code"))
+            .and_then(|c| c.as_i64())
+            .and_then(|c| i32::try_from(c).ok())
+            .unwrap_or(exit::OK),
+    )
 }
 
 /// A readable report of a record the broker sent (the platform file is the broker's,

@@ -19,49 +19,29 @@ use provisioner_core::broker::client;
 use provisioner_core::child_env::ChildEnv;
 use provisioner_core::context::{Flow, LaunchContext};
 use provisioner_core::credentials::Credentials;
-use provisioner_core::decision::{Decision, Refusal};
+use provisioner_core::decision::Decision;
 use provisioner_core::record::DecisionRecord;
-use provisioner_core::{exec, exit, load, mint};
+use provisioner_core::{exec, mint};
 use refusal_kernel::{self, RefusalNotice};
 
 use crate::args::KernelArgs;
-
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
+use crate::error::Error;
+use crate::platform::{self, env_lookup};
 
 const CONTEXT_FIX: &str = "set the launch context the platform passes (SYN_USER, SYN_WORKSPACE_ID, SYN_RUNTIME_TEMPLATE_ID, SYN_FLOW) or the kernelspec flags";
 
-pub fn run(args: KernelArgs) -> i32 {
+/// Launches the kernel; returns only when it cannot, after saying why on stderr and,
+/// when the argv names a connection file, through the refusal kernel.
+pub fn run(args: KernelArgs) -> Result<(), Error> {
+    launch(&args).inspect_err(|e| refuse(&args.argv, e))
+}
+
+fn launch(args: &KernelArgs) -> Result<(), Error> {
     if let Some(socket) = client::socket_from(args.context.broker.as_deref(), &env_lookup) {
-        return run_brokered(&args, &socket);
+        return launch_brokered(args, &socket);
     }
-    let path = load::config_path(args.context.config.as_deref(), &env_lookup);
-    let platform = match load::load_file(&path, &env_lookup) {
-        Ok(p) => p,
-        Err(e) => {
-            let notice = notice(
-                "INVALID_PLATFORM_FILE",
-                format!("{}: {}: {}", e.file, e.entity, e.problem),
-                e.fix.clone(),
-                exit::CONFIG,
-            );
-            return refuse(&args.argv, &format!("{e}"), notice);
-        }
-    };
-    let ctx = match LaunchContext::from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let notice = notice(
-                "INVALID_LAUNCH_CONTEXT",
-                e.0.clone(),
-                CONTEXT_FIX.into(),
-                exit::CONFIG,
-            );
-            return refuse(&args.argv, &e.0, notice);
-        }
-    };
+    let platform = platform::load(args.context.config.as_deref())?;
+    let ctx = LaunchContext::from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)?;
 
     let minted = mint::obtain(&platform, &ctx, &env_lookup);
     let mut record = DecisionRecord::new(&minted.decision);
@@ -77,18 +57,10 @@ pub fn run(args: KernelArgs) -> i32 {
     }
 
     if let Some(refusal) = minted.decision.refusal() {
-        let mut n = notice_of(refusal);
-        n.record_json = serde_json::to_string_pretty(&record).ok();
-        return refuse(
-            &args.argv,
-            &format!(
-                "refused ({}): {}; fix: {}",
-                refusal.code.as_str(),
-                refusal.message,
-                refusal.fix
-            ),
-            n,
-        );
+        return Err(Error::Refused {
+            refusal: refusal.clone(),
+            record_json: serde_json::to_string_pretty(&record).ok(),
+        });
     }
 
     exec_kernel(
@@ -100,40 +72,14 @@ pub fn run(args: KernelArgs) -> i32 {
 }
 
 /// Broker mode: ask, then refuse or exec exactly as embedded mode does.
-fn run_brokered(args: &KernelArgs, socket: &std::path::Path) -> i32 {
-    let ctx = match client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let n = notice(
-                "INVALID_LAUNCH_CONTEXT",
-                e.0.clone(),
-                CONTEXT_FIX.into(),
-                exit::CONFIG,
-            );
-            return refuse(&args.argv, &e.0, n);
-        }
-    };
+fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Error> {
+    let ctx = client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)?;
     match client::launch(socket, ctx) {
         Err(r) => {
             if let Some(rec) = &r.record {
                 eprintln!("{rec}");
             }
-            let n = RefusalNotice {
-                title: r.code.clone(),
-                message: r.message.clone(),
-                fix: r.fix.clone(),
-                exit_code: r.exit_code,
-                record_json: r
-                    .record
-                    .as_ref()
-                    .and_then(|v| serde_json::to_string_pretty(v).ok()),
-            };
-            refuse(
-                &args.argv,
-                &format!("refused ({}): {}", r.code, r.message),
-                n,
-            )
+            Err(Error::Broker(Box::new(r)))
         }
         Ok(g) => {
             // The record as the broker wrote it (it names the authenticated caller),
@@ -150,69 +96,86 @@ fn exec_kernel(
     decision: &Decision,
     credentials: Option<&Credentials>,
     region: &str,
-) -> i32 {
+) -> Result<(), Error> {
     let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let env = ChildEnv::for_launch(parent, decision, credentials, region);
-    let program = match exec::find_program(&argv[0], env.get("PATH")) {
-        Ok(p) => p,
-        Err(e) => {
-            let n = notice(
-                "KERNEL_NOT_FOUND",
-                e.to_string(),
-                "install the kernel program or fix argv in the kernelspec".into(),
-                e.exit_code(),
-            );
-            return refuse(argv, &e.to_string(), n);
-        }
-    };
-    let err = exec::exec(&program, argv, &env);
+    let program = exec::find_program(&argv[0], env.get("PATH")).map_err(Error::ProgramNotFound)?;
     // Exec failed after credentials were minted: they die with this process, and no
     // child ever saw them.
-    let n = notice(
-        "KERNEL_EXEC_FAILED",
-        err.to_string(),
-        "check the kernel program named in the kernelspec".into(),
-        err.exit_code(),
-    );
-    refuse(argv, &err.to_string(), n)
+    Err(Error::Exec(exec::exec(&program, argv, &env)))
 }
 
-/// The refusal kernel's notice for a refusal of the decision tables.
-fn notice_of(r: &Refusal) -> RefusalNotice {
-    notice(
-        r.code.as_str(),
-        r.message.clone(),
-        r.fix.clone(),
-        r.exit_code,
-    )
-}
-
-fn notice(title: &str, message: String, fix: String, exit_code: i32) -> RefusalNotice {
+/// What the refusal kernel shows for `e`: a title, the problem, the fix.
+fn notice(e: &Error) -> RefusalNotice {
+    let (title, message, fix, record_json) = match e {
+        Error::Config(c) => (
+            "INVALID_PLATFORM_FILE",
+            format!("{}: {}: {}", c.file, c.entity, c.problem),
+            c.fix.clone(),
+            None,
+        ),
+        Error::Context(c) => (
+            "INVALID_LAUNCH_CONTEXT",
+            c.0.clone(),
+            CONTEXT_FIX.to_string(),
+            None,
+        ),
+        Error::Refused {
+            refusal,
+            record_json,
+        } => (
+            refusal.code.as_str(),
+            refusal.message.clone(),
+            refusal.fix.clone(),
+            record_json.clone(),
+        ),
+        Error::Broker(r) => (
+            r.code.as_str(),
+            r.message.clone(),
+            r.fix.clone(),
+            r.record
+                .as_ref()
+                .and_then(|v| serde_json::to_string_pretty(v).ok()),
+        ),
+        Error::ProgramNotFound(x) => (
+            "KERNEL_NOT_FOUND",
+            x.to_string(),
+            "install the kernel program or fix argv in the kernelspec".to_string(),
+            None,
+        ),
+        Error::Exec(x) => (
+            "KERNEL_EXEC_FAILED",
+            x.to_string(),
+            "check the kernel program named in the kernelspec".to_string(),
+            None,
+        ),
+        // Not an end of a kernel launch; shown as it would be on stderr.
+        other => ("KERNEL_REFUSED", other.to_string(), String::new(), None),
+    };
     RefusalNotice {
         title: title.into(),
         message,
         fix,
-        exit_code,
-        record_json: None,
+        exit_code: e.exit_code(),
+        record_json,
     }
 }
 
 /// Says why on stderr (the Jupyter server's log), then serves the refusal kernel
-/// when the kernel argv names a connection file, and returns the exit code.
-fn refuse(argv: &[OsString], line: &str, notice: RefusalNotice) -> i32 {
-    eprintln!("provisioner: {line}");
+/// when the kernel argv names a connection file.
+fn refuse(argv: &[OsString], e: &Error) {
+    e.report();
     if let Some(cf) = refusal_kernel::connection_file_from_argv(argv)
-        && let Err(e) = refusal_kernel::serve(&cf, &notice)
+        && let Err(err) = refusal_kernel::serve(&cf, &notice(e))
     {
-        eprintln!("provisioner: {e}");
+        eprintln!("provisioner: {err}");
     }
-    notice.exit_code
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provisioner_core::decision::RefusalCode;
+    use provisioner_core::decision::{Refusal, RefusalCode};
 
     #[test]
     fn notice_from_refusal() {
@@ -222,7 +185,10 @@ mod tests {
             fix: "add alice under users".into(),
             exit_code: 3,
         };
-        let n = notice_of(&r);
+        let n = notice(&Error::Refused {
+            refusal: r,
+            record_json: None,
+        });
         assert_eq!(
             n.text(),
             "Kernel refused: UNKNOWN_USER\nuser alice is not in the platform file\nFix: add alice under users"

@@ -8,73 +8,44 @@
 
 use std::time::Instant;
 
-use provisioner_core::{exit, load};
 use provisioner_iam::aws::Clients;
 use provisioner_iam::desired::{desired_managed_policies, managed_path};
 use provisioner_iam::sync;
 use serde_json::json;
 
 use crate::args::PoliciesSyncArgs;
+use crate::error::Error;
+use crate::platform;
 
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-pub fn run(args: &PoliciesSyncArgs) -> i32 {
-    let path = load::config_path(args.config.as_deref(), &env_lookup);
-    let platform = match load::load_file(&path, &env_lookup) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("provisioner: cannot start the async runtime: {e}");
-            return exit::CREDENTIALS;
-        }
-    };
-    runtime.block_on(sync_platform(&platform, args))
+pub fn run(args: &PoliciesSyncArgs) -> Result<(), Error> {
+    let platform = platform::load(args.config.as_deref())?;
+    platform::runtime()?.block_on(sync_platform(&platform, args))
 }
 
 async fn sync_platform(
     platform: &provisioner_core::model::Platform,
     args: &PoliciesSyncArgs,
-) -> i32 {
+) -> Result<(), Error> {
     let started = Instant::now();
     let desired = desired_managed_policies(platform);
     let path = managed_path(platform);
     let account = platform.aws.account_id.clone().unwrap_or_default();
     let clients = Clients::new(platform).await;
-    let existing = match sync::observe(&clients, &account, &path, &desired, args.prune).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::CREDENTIALS;
-        }
-    };
+    let existing = sync::observe(&clients, &account, &path, &desired, args.prune)
+        .await
+        .map_err(Error::Iam)?;
     if let Some(other) = existing
         .iter()
         .filter_map(|e| e.arn.split(':').nth(4))
         .find(|a| !account.is_empty() && *a != account)
     {
-        eprintln!(
-            "provisioner: IAM holds the policies under {path} in account {other}, but aws.account_id is {account}: launches would pass ARNs that do not exist; fix: set aws.account_id to {other}, or run the sync with credentials of account {account}"
-        );
-        return exit::CONFIG;
+        return Err(Error::AccountMismatch {
+            path,
+            found: other.to_string(),
+            configured: account,
+        });
     }
-    let plan = match sync::plan(&path, &desired, &existing, args.prune) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("provisioner: {e}");
-            return exit::REFUSED;
-        }
-    };
+    let plan = sync::plan(&path, &desired, &existing, args.prune).map_err(Error::SyncRefused)?;
     if !args.json {
         for line in plan.lines() {
             println!("{line}");
@@ -121,13 +92,5 @@ async fn sync_platform(
     } else {
         println!("IAM already matches the platform file: nothing to do");
     }
-    match failure {
-        Some(e) => {
-            eprintln!(
-                "provisioner: {e} (the changes before it were applied; running the sync again continues)"
-            );
-            exit::CREDENTIALS
-        }
-        None => exit::OK,
-    }
+    failure.map_or(Ok(()), |e| Err(Error::SyncFailed(e)))
 }

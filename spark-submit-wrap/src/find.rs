@@ -19,7 +19,8 @@
 //!   exec'ing would otherwise recurse forever. Legitimate nesting (a driver that
 //!   submits another job) stays far below [`MAX_DEPTH`].
 //!
-//! Both refusals exit with the configuration exit code (2) and say what to fix.
+//! Both refusals exit with the configuration exit code (2) and say what to fix
+//! (`crate::error::WrapError::exit_code`).
 //!
 //! This is not `provisioner_core::exec::find_program`: that one returns the first match
 //! like `which`, and treats an empty `PATH` entry as the current directory. Here the
@@ -52,15 +53,6 @@ pub enum FindError {
         "spark-submit-wrap would run itself in a loop ({0}); make sure SPARK_HOME/bin/spark-submit or PATH leads to Spark's own spark-submit, or set SPARK_SUBMIT_WRAP_REAL"
     )]
     Loop(String),
-}
-
-impl FindError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            FindError::NotFound { .. } => provisioner_core::exit::NOT_FOUND,
-            _ => provisioner_core::exit::CONFIG,
-        }
-    }
 }
 
 /// Identity of a file: canonical path and (device, inode).
@@ -177,6 +169,11 @@ mod tests {
     use std::collections::HashMap;
     use std::os::unix::fs::PermissionsExt;
 
+    /// What the wrapper exits with for `e`.
+    fn exit_code(e: FindError) -> i32 {
+        crate::error::WrapError::from(e).exit_code()
+    }
+
     fn exe(dir: &Path, name: &str) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
         let p = dir.join(name);
@@ -225,7 +222,7 @@ mod tests {
         let e = env(vec![("PATH", path)]);
         let err = real_spark_submit(&e, me.as_ref()).unwrap_err();
         assert!(matches!(err, FindError::NotFound { .. }));
-        assert_eq!(err.exit_code(), 127);
+        assert_eq!(exit_code(err.clone()), 127);
         assert!(err.to_string().contains("SPARK_HOME"), "{err}");
     }
 
@@ -239,14 +236,14 @@ mod tests {
         assert_eq!(real_spark_submit(&e, me.as_ref()).unwrap(), real);
         let e = env(vec![(REAL_VAR, me_path.display().to_string())]);
         let err = real_spark_submit(&e, me.as_ref()).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(exit_code(err), 2);
         // A wrong explicit path does not fall through to SPARK_HOME.
         let e = env(vec![
             (REAL_VAR, "/nonexistent/spark-submit".into()),
             ("SPARK_HOME", t.path().join("r").display().to_string()),
         ]);
         assert_eq!(
-            real_spark_submit(&e, me.as_ref()).unwrap_err().exit_code(),
+            exit_code(real_spark_submit(&e, me.as_ref()).unwrap_err()),
             127
         );
     }
@@ -257,7 +254,7 @@ mod tests {
         assert!(check_guard(&e, 4242).is_err());
         assert!(check_guard(&e, 4243).is_ok());
         let e = env(vec![(DEPTH_VAR, MAX_DEPTH.to_string())]);
-        assert_eq!(check_guard(&e, 1).unwrap_err().exit_code(), 2);
+        assert_eq!(exit_code(check_guard(&e, 1).unwrap_err()), 2);
         let e = env(vec![(DEPTH_VAR, "2".into())]);
         let vars = guard_vars(&e, 7);
         assert_eq!(vars[1].1, OsString::from("3"));

@@ -129,16 +129,12 @@ fn brokered(
         flow: Some(Flow::Job),
         ..ContextFlags::default()
     };
-    let ctx = client::context_from_sources(&flags, env, Flow::Job).map_err(|e| WrapError {
-        message: e.to_string(),
-        code: exit::CONFIG,
-    })?;
+    let ctx = client::context_from_sources(&flags, env, Flow::Job).map_err(WrapError::config)?;
     let read_record = |v: serde_json::Value| -> Result<DecisionRecord, WrapError> {
-        serde_json::from_value(v).map_err(|e| WrapError {
-            message: format!(
+        serde_json::from_value(v).map_err(|e| {
+            WrapError::Credentials(format!(
                 "the broker's decision record cannot be read ({e}); fix: use a spark-submit-wrap of the broker's release"
-            ),
-            code: exit::CREDENTIALS,
+            ))
         })
     };
     let placeholder = |record: &DecisionRecord, tier: Tier| {
@@ -153,9 +149,9 @@ fn brokered(
         let record = match client::explain(socket, ctx.clone()) {
             Ok(v) => read_record(v)?,
             Err(r) => {
-                return Err(WrapError {
+                return Err(WrapError::Refused {
                     message: format!("refused ({}): {}", r.code, r.message),
-                    code: r.exit_code,
+                    exit_code: r.exit_code,
                 });
             }
         };
@@ -208,9 +204,9 @@ fn brokered(
                     log: DecisionLog::Stderr,
                 })
             }
-            None => Err(WrapError {
+            None => Err(WrapError::Refused {
                 message: format!("refused ({}): {}", r.code, r.message),
-                code: r.exit_code,
+                exit_code: r.exit_code,
             }),
         },
     }
@@ -248,10 +244,7 @@ fn load_platform(
 ) -> Result<provisioner_core::model::Platform, WrapError> {
     load::load_file(path, env).map_err(|mut e| {
         e.fix = e.fix.replace("--config PATH", "--wrap-config PATH");
-        WrapError {
-            message: e.to_string(),
-            code: exit::CONFIG,
-        }
+        WrapError::Config(e.to_string())
     })
 }
 
@@ -264,19 +257,15 @@ fn resolve_job(
     let platform = load_platform(&path, env)?;
     // The library's message offers `--user`, which the wrapper does not have.
     if USER_VARS.iter().all(|v| non_empty(env, v).is_none()) {
-        return Err(WrapError {
-            message: "no user given; set SYN_USER in the job's environment (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
-            code: exit::CONFIG,
-        });
+        return Err(WrapError::Config(
+            "no user given; set SYN_USER in the job's environment (KERNEL_USERNAME and JUPYTERHUB_USER are read too)".into(),
+        ));
     }
     let flags = ContextFlags {
         flow: Some(Flow::Job),
         ..ContextFlags::default()
     };
-    let ctx = LaunchContext::from_sources(&flags, env, Flow::Job).map_err(|e| WrapError {
-        message: e.to_string(),
-        code: exit::CONFIG,
-    })?;
+    let ctx = LaunchContext::from_sources(&flags, env, Flow::Job).map_err(WrapError::config)?;
     let region = Some(platform.aws.region.clone()).filter(|r| !r.is_empty());
     let (decision, credentials, elapsed_ms) = if dry_run {
         (resolve(&platform, &ctx, &[]), None, None)
@@ -332,10 +321,7 @@ fn propagate(
     config_flag: Option<&std::path::Path>,
     marker_text: &str,
 ) -> Result<Identity, WrapError> {
-    let marker = Marker::parse(marker_text).map_err(|e| WrapError {
-        message: e.to_string(),
-        code: exit::CONFIG,
-    })?;
+    let marker = Marker::parse(marker_text).map_err(WrapError::config)?;
     // The platform file only supplies the decision log and the region here; a kernel
     // image without it can still submit jobs. An explicit --wrap-config must load.
     let path = load::config_path(config_flag, env);
@@ -441,15 +427,17 @@ mod tests {
         let missing = dir.path().join("nope.json");
         let env = |_: &str| None;
         let e = obtain(&env, Some(&missing), true).unwrap_err();
-        assert_eq!(e.code, exit::CONFIG);
-        assert!(e.message.contains("--wrap-config PATH"), "{}", e.message);
-        assert!(!e.message.contains("pass --config"), "{}", e.message);
+        let message = e.to_string();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(message.contains("--wrap-config PATH"), "{}", message);
+        assert!(!message.contains("pass --config"), "{}", message);
 
         let config = dir.path().join("platform.json");
         std::fs::write(&config, r#"{"aws": {"region": "us-east-1"}}"#).unwrap();
         let e = obtain(&env, Some(&config), true).unwrap_err();
-        assert_eq!(e.code, exit::CONFIG);
-        assert!(e.message.contains("set SYN_USER"), "{}", e.message);
-        assert!(!e.message.contains("--user"), "{}", e.message);
+        let message = e.to_string();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(message.contains("set SYN_USER"), "{}", message);
+        assert!(!message.contains("--user"), "{}", message);
     }
 }

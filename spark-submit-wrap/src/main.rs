@@ -45,6 +45,7 @@ use provisioner_core::exec::ExecError;
 use provisioner_core::exit;
 
 use spark_submit_wrap::args::Parsed;
+use spark_submit_wrap::error::WrapError;
 use spark_submit_wrap::identity::{self, Identity};
 use spark_submit_wrap::plan::{self, Launch, final_args};
 use spark_submit_wrap::{explain, find, propsfile};
@@ -61,26 +62,22 @@ fn main() -> ExitCode {
         if tokens.first().map(OsString::as_os_str) == Some(OsStr::new(propsfile::CLEANER_OPTION)) {
             propsfile::cleaner_main(&tokens[1..])
         } else {
-            run(tokens)
+            match run(tokens) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    e.report();
+                    e.exit_code()
+                }
+            }
         };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
-    eprintln!("{NAME}: {msg}");
-    code
-}
-
-fn run(tokens: Vec<OsString>) -> i32 {
-    let parsed = match Parsed::parse(tokens) {
-        Ok(p) => p,
-        Err(e) => return fail(e, exit::CONFIG),
-    };
+/// Runs the wrapper; returns only for a dry run or when Spark cannot be started.
+fn run(tokens: Vec<OsString>) -> Result<(), WrapError> {
+    let parsed = Parsed::parse(tokens).map_err(WrapError::config)?;
     let pid = std::process::id();
-    if let Err(e) = find::check_guard(&env_lookup, pid) {
-        let code = e.exit_code();
-        return fail(e, code);
-    }
+    find::check_guard(&env_lookup, pid)?;
     let me = std::env::current_exe()
         .ok()
         .and_then(|p| find::FileId::of(&p));
@@ -90,37 +87,19 @@ fn run(tokens: Vec<OsString>) -> i32 {
         return pass_through(&parsed, real, pid);
     }
 
-    let identity = match identity::obtain_any(
+    let identity = identity::obtain_any(
         &env_lookup,
         parsed.wrap.config.as_deref(),
         parsed.wrap.broker.as_deref(),
         parsed.wrap.explain,
-    ) {
-        Ok(i) => i,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    if identity.refusal().is_some() && !parsed.wrap.explain {
+    )?;
+    if let Some(r) = identity.refusal().filter(|_| !parsed.wrap.explain) {
         write_record(&identity, &[]);
-        let r = identity.refusal().cloned();
-        return match r {
-            Some(r) => fail(
-                format!(
-                    "refused ({}): {}; fix: {}",
-                    r.code.as_str(),
-                    r.message,
-                    r.fix
-                ),
-                r.exit_code,
-            ),
-            None => exit::REFUSED,
-        };
+        return Err(WrapError::refused(r));
     }
 
     let spark_home_guess = real.as_ref().ok().and_then(|p| plan::spark_home_of(p));
-    let launch = match plan::plan(identity, parsed, spark_home_guess.as_deref(), &env_lookup) {
-        Ok(l) => l,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
+    let launch = plan::plan(identity, parsed, spark_home_guess.as_deref(), &env_lookup)?;
 
     if launch.parsed.wrap.explain {
         return explain(&launch, &real);
@@ -130,8 +109,7 @@ fn run(tokens: Vec<OsString>) -> i32 {
         Ok(r) => r,
         Err(e) => {
             write_record(&launch.identity, &launch.warnings);
-            let code = e.exit_code();
-            return fail(e, code);
+            return Err(e.into());
         }
     };
     launch_job(launch, &real, pid)
@@ -142,7 +120,11 @@ fn run(tokens: Vec<OsString>) -> i32 {
 /// (no `SYN_USER` or platform file needed), no record is written and the environment
 /// is passed on as it is (plus the loop guard). The wrapper's own options are still
 /// removed; with `--wrap-explain` the dry run says `"mode": "passthrough"`.
-fn pass_through(parsed: &Parsed, real: Result<PathBuf, find::FindError>, pid: u32) -> i32 {
+fn pass_through(
+    parsed: &Parsed,
+    real: Result<PathBuf, find::FindError>,
+    pid: u32,
+) -> Result<(), WrapError> {
     let args = parsed.rebuild(None, &[]);
     let env = ChildEnv::from_vars(guarded_env(pid));
     if parsed.wrap.explain {
@@ -165,12 +147,9 @@ fn pass_through(parsed: &Parsed, real: Result<PathBuf, find::FindError>, pid: u3
             "{}",
             serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
         );
-        return exit::OK;
+        return Ok(());
     }
-    match real {
-        Ok(real) => exec(&real, &args, &env),
-        Err(e) => fail(&e, e.exit_code()),
-    }
+    exec(&real?, &args, &env)
 }
 
 fn write_record(identity: &Identity, warnings: &[String]) {
@@ -203,7 +182,7 @@ fn child_env(identity: &Identity, pid: u32) -> ChildEnv {
     )
 }
 
-fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
+fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> Result<(), WrapError> {
     let props_display = l.merged.as_ref().map(|_| match l.strategy {
         propsfile::Strategy::Descriptor => "/dev/fd/N".to_string(),
         propsfile::Strategy::Named => "<private directory>/spark.properties".to_string(),
@@ -249,10 +228,14 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
         "{}",
         serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
     );
-    refused.map_or(exit::OK, |r| r.exit_code)
+    refused.map_or(Ok(()), |r| {
+        Err(WrapError::Reported {
+            exit_code: r.exit_code,
+        })
+    })
 }
 
-fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
+fn launch_job(l: Launch, real: &Path, pid: u32) -> Result<(), WrapError> {
     let mut warnings = l.warnings.clone();
     let file = match &l.merged {
         Some(bytes) => {
@@ -261,7 +244,7 @@ fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
                 Ok(f) => Some(f),
                 Err(e) => {
                     write_record(&l.identity, &warnings);
-                    return fail(e, exit::CONFIG);
+                    return Err(WrapError::config(e));
                 }
             }
         }
@@ -287,20 +270,17 @@ fn launch_job(l: Launch, real: &Path, pid: u32) -> i32 {
 /// Replaces this process with the real `spark-submit` (`provisioner_core::exec`: the
 /// properties memfd, opened without close-on-exec, stays open; signal state is reset
 /// as a shell would leave it). `args` excludes the program name: argv\[0\] is the
-/// resolved path, so Spark's scripts find their installation from it. Returns the
-/// exit code only on failure.
-fn exec(real: &Path, args: &[OsString], env: &ChildEnv) -> i32 {
+/// resolved path, so Spark's scripts find their installation from it. Returns only
+/// on failure.
+fn exec(real: &Path, args: &[OsString], env: &ChildEnv) -> Result<(), WrapError> {
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(real.as_os_str().to_os_string());
     argv.extend(args.iter().cloned());
-    match provisioner_core::exec::exec(real, &argv, env) {
+    Err(match provisioner_core::exec::exec(real, &argv, env) {
         // Found a moment ago: it was removed in between. Say it in the wrapper's terms.
-        ExecError::NotFound(_) => {
-            let e = find::FindError::NotFound {
-                looked: format!("{}, which disappeared before exec", real.display()),
-            };
-            fail(&e, e.exit_code())
-        }
-        e => fail(&e, e.exit_code()),
-    }
+        ExecError::NotFound(_) => WrapError::Find(find::FindError::NotFound {
+            looked: format!("{}, which disappeared before exec", real.display()),
+        }),
+        e => WrapError::Exec(e),
+    })
 }

@@ -13,7 +13,8 @@
 //! systems with the conf the wrapper wrote, which makes Hadoop load every credential
 //! provider class it names: the names must be ones this Hadoop accepts. Nothing is
 //! sent: S3A points at a closed loopback port and makes no request when opened.
-//! `PROVISIONER_E2E=1` requires the jars too.
+//! Without the jars that part is skipped with a note (`test_support::server_for_part`);
+//! `PROVISIONER_E2E=1` requires them too.
 //!
 //! Only loopback: `SPARK_LOCAL_IP=127.0.0.1`, no UI, metadata service disabled.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step panics
@@ -89,18 +90,16 @@ fn venv_bin() -> Option<PathBuf> {
 /// `--jars` and S3A conf when `SPARK_S3A_JARS` lists hadoop-aws and its dependencies,
 /// plus `PROBE_S3A=1` for the application; nothing without it.
 fn s3a_setup() -> (Vec<String>, Vec<(String, String)>) {
-    let jars = std::env::var("SPARK_S3A_JARS").unwrap_or_default();
-    if jars.is_empty() {
-        assert!(
-            std::env::var("PROVISIONER_E2E").as_deref() != Ok("1"),
-            "PROVISIONER_E2E=1 but SPARK_S3A_JARS is not set; it lists hadoop-aws and its dependencies, comma-separated (scripts/test fetches them)"
-        );
-        eprintln!("note: SPARK_S3A_JARS not set; S3A is not opened");
+    let Some(jars) = test_support::server_for_part(
+        "SPARK_S3A_JARS",
+        "hadoop-aws at Spark's Hadoop version and its dependencies, comma-separated",
+        "opening S3A",
+    ) else {
         return (Vec::new(), Vec::new());
-    }
+    };
     let args = [
         "--jars".to_string(),
-        jars,
+        jars.to_string_lossy().into_owned(),
         "--conf".into(),
         // A closed loopback port: opening the file system sends nothing anyway.
         "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9".into(),

@@ -1,10 +1,11 @@
 //! Helpers shared by the workspace's tests; never a dependency of a shipped binary.
 //!
 //! * [`server`]: the one gate for tests that need a real server or tool (moto,
-//!   Jupyter, Spark). Each is named by an environment variable; without it the test
-//!   is skipped with a note saying how to run it, and under `PROVISIONER_E2E=1`
-//!   (set by `scripts/test`) a missing variable fails the test instead, so a full run
-//!   can never skip silently.
+//!   Jupyter, Spark, the S3A jars). Each is named by an environment variable; without
+//!   it the test (or, with [`server_for_part`], the part of it that needs the tool) is
+//!   skipped with a note saying how to run it, and under `PROVISIONER_E2E=1` (set by
+//!   `scripts/test`) a missing variable fails the test instead, so a full run can
+//!   never skip silently.
 //! * [`write_executable`] and [`spawning`]: writing an executable while another test
 //!   thread forks lets the child inherit the open write descriptor for a moment, and
 //!   executing the file then fails with "text file busy" (ETXTBSY). Tests that write
@@ -30,6 +31,17 @@ pub const E2E: &str = "PROVISIONER_E2E";
 /// Skipping prints `note: TEST skipped: set VAR to WHAT, or run scripts/test`.
 /// Panics when `PROVISIONER_E2E=1` and `var` is unset or empty.
 pub fn server(var: &str, what: &str) -> Option<OsString> {
+    gate(var, what, None)
+}
+
+/// [`server`] for one part of a test that runs either way (`part` says which, e.g.
+/// "opening S3A"): skipping that part prints
+/// `note: TEST: PART skipped: set VAR to WHAT, or run scripts/test`.
+pub fn server_for_part(var: &str, what: &str, part: &str) -> Option<OsString> {
+    gate(var, what, Some(part))
+}
+
+fn gate(var: &str, what: &str, part: Option<&str>) -> Option<OsString> {
     match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(v) => Some(v),
         None if std::env::var(E2E).as_deref() == Ok("1") => {
@@ -38,7 +50,11 @@ pub fn server(var: &str, what: &str) -> Option<OsString> {
         None => {
             let thread = std::thread::current();
             let test = thread.name().unwrap_or("this test");
-            eprintln!("note: {test} skipped: set {var} to {what}, or run scripts/test");
+            let skipped = match part {
+                Some(part) => format!("{test}: {part}"),
+                None => test.to_string(),
+            };
+            eprintln!("note: {skipped} skipped: set {var} to {what}, or run scripts/test");
             None
         }
     }

@@ -28,39 +28,22 @@ not_implemented answers it as moto does (an error, here IAM's shape).
 import argparse
 import fnmatch
 import json
-import secrets
 import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
+
+from query_protocol import QueryHandler, error_xml as query_error_xml, request_id, serve, xml_escape
 
 NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 
 
-def request_id():
-    return f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(6)}"
-
-
-def xml_escape(s):
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&apos;"))
-
-
 def error_xml(kind, code, message):
-    return f"""<ErrorResponse xmlns="{NS}">
-  <Error>
-    <Type>{kind}</Type>
-    <Code>{code}</Code>
-    <Message>{xml_escape(message)}</Message>
-  </Error>
-  <RequestId>{request_id()}</RequestId>
-</ErrorResponse>
-"""
+    return query_error_xml(NS, kind, code, message)
 
 
 def as_list(v):
@@ -123,6 +106,12 @@ class State:
         self.mode = "ok"
         self.requests = []
         self.upstream = upstream
+
+    def control(self, cue):
+        self.mode = cue.get("mode", "ok")
+
+    def reset(self):
+        self.mode, self.requests = "ok", []
 
 
 def role_policies(upstream, role_arn):
@@ -201,36 +190,8 @@ def simulate_xml(policies, actions, resources):
 
 
 def make_handler(state):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):  # quiet: tests read /_requests instead
-            pass
-
-        def send_body(self, status, body, content_type="text/xml", headers=()):
-            data = body if isinstance(body, bytes) else body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in headers:
-                self.send_header(k, v)
-            if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
-                self.send_header("x-amzn-RequestId", request_id())
-            self.end_headers()
-            self.wfile.write(data)
-
-        def read_body(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def do_GET(self):
-            if self.path == "/_requests":
-                with state.lock:
-                    body = json.dumps(state.requests)
-                return self.send_body(200, body, "application/json")
-            if self.path == "/_health":
-                return self.send_body(200, "ok", "text/plain")
-            return self.send_body(404, error_xml("Sender", "InvalidAction", "GET is not supported"))
+    class Handler(QueryHandler):
+        NS = NS
 
         def forward(self, raw):
             """Passes the request to moto as it came (method, path, headers, body). The
@@ -248,19 +209,7 @@ def make_handler(state):
                     if k.lower() in ("x-amzn-requestid", "x-amz-request-id")]
             return self.send_body(status, body, rh.get("Content-Type", "text/xml"), keep)
 
-        def do_POST(self):
-            raw = self.read_body()
-            if self.path == "/_control":
-                cue = json.loads(raw or b"{}")
-                with state.lock:
-                    state.mode = cue.get("mode", "ok")
-                return self.send_body(200, "{}", "application/json")
-            if self.path == "/_reset":
-                with state.lock:
-                    state.mode, state.requests = "ok", []
-                return self.send_body(200, "{}", "application/json")
-
-            params = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
+        def query(self, raw, params):
             action = params.get("Action", "")
             with state.lock:
                 state.requests.append({"action": action, "params": params, "time": time.time()})
@@ -287,6 +236,7 @@ def make_handler(state):
             return self.send_body(200, simulate_xml(
                 policies, members(params, "ActionNames"), members(params, "ResourceArns")))
 
+    Handler.state = state
     return Handler
 
 
@@ -296,15 +246,7 @@ def main():
     ap.add_argument("--upstream", required=True, help="the moto server's URL")
     a = ap.parse_args()
     state = State(a.upstream.rstrip("/"))
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(state))
-    server.daemon_threads = True
-    server.request_queue_size = 512
-    print(f"fake iam on 127.0.0.1:{a.port} (upstream {state.upstream})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(a.port, make_handler(state), f"fake iam on 127.0.0.1:{a.port} (upstream {state.upstream})")
 
 
 if __name__ == "__main__":

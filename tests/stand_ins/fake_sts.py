@@ -29,15 +29,14 @@ applies to the next N AssumeRole requests, then the server answers normally.
 """
 
 import argparse
-import json
 import secrets
 import socket
 import sys
 import threading
 import time
-import urllib.parse
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from query_protocol import QueryHandler, error_xml as query_error_xml, request_id, serve
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -67,6 +66,18 @@ class State:
         # ARNs of the managed policies "IAM" holds; None accepts any.
         self.policies = None
 
+    def control(self, cue):
+        self.mode = cue.get("mode", "ok")
+        self.count = cue.get("count")
+        self.delay = float(cue.get("delay", self.delay))
+        self.rate = float(cue.get("rate", self.rate))
+        if "policies" in cue:
+            self.policies = cue["policies"]
+
+    def reset(self):
+        self.mode, self.count, self.requests, self.recent = "ok", None, [], []
+        self.policies = None
+
     def take_mode(self):
         """The mode for this AssumeRole, consuming one from `count`."""
         with self.lock:
@@ -81,10 +92,6 @@ class State:
                     return "ok"
                 self.count -= 1
             return mode
-
-
-def request_id():
-    return f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(6)}"
 
 
 def assume_role_xml(params):
@@ -127,65 +134,14 @@ def policy_arns(params):
 
 
 def error_xml(kind, code, message):
-    return f"""<ErrorResponse xmlns="{NS}">
-  <Error>
-    <Type>{kind}</Type>
-    <Code>{code}</Code>
-    <Message>{message}</Message>
-  </Error>
-  <RequestId>{request_id()}</RequestId>
-</ErrorResponse>
-"""
+    return query_error_xml(NS, kind, code, message)
 
 
 def make_handler(state):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(QueryHandler):
+        NS = NS
 
-        def log_message(self, fmt, *args):  # quiet: tests read /_requests instead
-            pass
-
-        def send_body(self, status, body, content_type="text/xml"):
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", request_id())
-            self.end_headers()
-            self.wfile.write(data)
-
-        def read_body(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def do_GET(self):
-            if self.path == "/_requests":
-                with state.lock:
-                    body = json.dumps(state.requests)
-                return self.send_body(200, body, "application/json")
-            if self.path == "/_health":
-                return self.send_body(200, "ok", "text/plain")
-            return self.send_body(404, error_xml("Sender", "InvalidAction", "GET is not supported"))
-
-        def do_POST(self):
-            raw = self.read_body()
-            if self.path == "/_control":
-                cue = json.loads(raw or b"{}")
-                with state.lock:
-                    state.mode = cue.get("mode", "ok")
-                    state.count = cue.get("count")
-                    state.delay = float(cue.get("delay", state.delay))
-                    state.rate = float(cue.get("rate", state.rate))
-                    if "policies" in cue:
-                        state.policies = cue["policies"]
-                return self.send_body(200, "{}", "application/json")
-            if self.path == "/_reset":
-                with state.lock:
-                    state.mode, state.count, state.requests, state.recent = "ok", None, [], []
-                    state.policies = None
-                return self.send_body(200, "{}", "application/json")
-
-            params = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
+        def query(self, raw, params):
             action = params.get("Action", "")
             mode = state.take_mode() if action == "AssumeRole" else "ok"
             with state.lock:
@@ -220,6 +176,7 @@ def make_handler(state):
                     "Sender", "MalformedPolicyDocument", f"Policy {missing[0]} does not exist or is not attachable."))
             return self.send_body(200, assume_role_xml(params))
 
+    Handler.state = state
     return Handler
 
 
@@ -232,15 +189,7 @@ def main():
     ap.add_argument("--rate", type=float, default=50.0)
     a = ap.parse_args()
     state = State(a.mode, a.count, a.delay, a.rate)
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(state))
-    server.daemon_threads = True
-    server.request_queue_size = 512
-    print(f"fake sts on 127.0.0.1:{a.port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(a.port, make_handler(state), f"fake sts on 127.0.0.1:{a.port}")
 
 
 if __name__ == "__main__":

@@ -82,32 +82,15 @@ pub fn context_from_sources(
     env: &dyn Fn(&str) -> Option<String>,
     default_flow: Flow,
 ) -> Result<WireContext, ContextError> {
-    let get = |name: &str| env(name).filter(|v| !v.is_empty());
-    let flow = match flags.flow {
-        Some(f) => f,
-        None => match get("SYN_FLOW") {
-            Some(v) => v
-                .parse()
-                .map_err(|e: String| ContextError(format!("SYN_FLOW: {e}")))?,
-            None => default_flow,
-        },
-    };
-    let user = flags
-        .user
-        .clone()
-        .or_else(|| get("SYN_USER"))
-        .or_else(|| get("KERNEL_USERNAME"))
-        .or_else(|| get("JUPYTERHUB_USER"));
+    let given = flags.with_env(env, default_flow);
+    let flow = given.flow?;
     let ctx = WireContext {
         // Checked like embedded mode; a placeholder stands in for the absent user.
-        user,
-        workspace: flags.workspace.clone().or_else(|| get("SYN_WORKSPACE_ID")),
-        runtime_template: flags
-            .runtime_template
-            .clone()
-            .or_else(|| get("SYN_RUNTIME_TEMPLATE_ID")),
+        user: given.user,
+        workspace: given.workspace,
+        runtime_template: given.runtime_template,
         flow,
-        job_id: flags.job_id.clone().or_else(|| get("SYN_JOB_ID")),
+        job_id: given.job_id,
     };
     LaunchContext {
         flow,
@@ -234,7 +217,7 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
     let text = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let tier = text("tier")
         .as_deref()
-        .and_then(parse_tier)
+        .and_then(Tier::from_name)
         .ok_or_else(|| bad("a record without a known tier"))?;
     let user = text("user").ok_or_else(|| bad("a record without a user"))?;
     let flow: Flow = text("flow")
@@ -288,17 +271,6 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
         region,
         record,
     })
-}
-
-fn parse_tier(s: &str) -> Option<Tier> {
-    [
-        Tier::WorkspaceSa,
-        Tier::RuntimeTemplateSa,
-        Tier::SessionPolicy,
-        Tier::Default,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
 }
 
 #[cfg(test)]

@@ -92,15 +92,13 @@ pub struct WireCredentials {
 
 impl fmt::Debug for WireCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WireCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expiration", &self.expiration)
-            .finish()
+        crate::credentials::debug_redacted(
+            f,
+            "WireCredentials",
+            &self.access_key_id,
+            self.session_token.is_some(),
+            &self.expiration,
+        )
     }
 }
 

@@ -247,25 +247,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decision_log_must_be_stderr_or_an_absolute_path() {
-        let no_env = |_: &str| None;
-        let doc = |log: &str| {
-            format!(
-                r#"{{"aws": {{"region": "us-east-1"}}, "settings": {{"decision_log": "{log}"}}}}"#
-            )
-        };
-        let e = load_str(&doc("logs/decisions.jsonl"), "p.json", &no_env).unwrap_err();
-        assert_eq!(e.field, "decision_log");
-        assert!(
-            e.problem.contains("relative path") && e.fix.contains("absolute path"),
-            "{e}"
-        );
-        for ok in ["stderr", "/var/log/provisioner/decisions.jsonl"] {
-            assert!(load_str(&doc(ok), "p.json", &no_env).is_ok(), "{ok}");
-        }
-    }
-
-    #[test]
     fn a_key_with_a_line_break_is_reported_on_one_line() {
         let e = load_str("{\"a\\nb\": 1}", "p.json", &|_: &str| None).unwrap_err();
         let line = e.to_string();

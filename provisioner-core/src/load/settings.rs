@@ -377,3 +377,27 @@ fn check_iam_path(p: &str) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_log_must_be_stderr_or_an_absolute_path() {
+        let no_env = |_: &str| None;
+        let doc = |log: &str| {
+            format!(
+                r#"{{"aws": {{"region": "us-east-1"}}, "settings": {{"decision_log": "{log}"}}}}"#
+            )
+        };
+        let e = load_str(&doc("logs/decisions.jsonl"), "p.json", &no_env).unwrap_err();
+        assert_eq!(e.field, "decision_log");
+        assert!(
+            e.problem.contains("relative path") && e.fix.contains("absolute path"),
+            "{e}"
+        );
+        for ok in ["stderr", "/var/log/provisioner/decisions.jsonl"] {
+            assert!(load_str(&doc(ok), "p.json", &no_env).is_ok(), "{ok}");
+        }
+    }
+}

@@ -63,20 +63,8 @@ where
     match e {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
-            let body = se.raw().body().bytes().unwrap_or_default();
-            let body = String::from_utf8_lossy(body);
-            // STS-compatible servers do not all use STS's error shape (moto nests
-            // `Errors/Error`); the SDK then finds no code, so read it from the body.
-            let code = se
-                .err()
-                .code()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Code"));
-            let message = se
-                .err()
-                .message()
-                .map(str::to_string)
-                .or_else(|| xml_element(&body, "Message"));
+            let (code, message) =
+                code_and_message(se.err(), se.raw().body().bytes().unwrap_or_default());
             let throttled = code
                 .as_deref()
                 .is_some_and(|c| THROTTLING_CODES.contains(&c));
@@ -146,8 +134,27 @@ where
     }
 }
 
+/// The error code and message of a service's error answer (STS, IAM): as the SDK
+/// parsed them, else read from the XML body. Compatible servers do not all use the
+/// service's error shape (moto nests `Errors/Error`); the SDK then finds no code.
+pub fn code_and_message(
+    err: &impl ProvideErrorMetadata,
+    body: &[u8],
+) -> (Option<String>, Option<String>) {
+    let body = String::from_utf8_lossy(body);
+    let code = err
+        .code()
+        .map(str::to_string)
+        .or_else(|| xml_element(&body, "Code"));
+    let message = err
+        .message()
+        .map(str::to_string)
+        .or_else(|| xml_element(&body, "Message"));
+    (code, message)
+}
+
 /// The unescaped text of the first `<tag>` element in `xml`, if it has any.
-pub(super) fn xml_element(xml: &str, tag: &str) -> Option<String> {
+fn xml_element(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();
@@ -178,7 +185,7 @@ pub(super) fn credentials_error<'a>(
 
 /// An error and its sources as one line ("a: b: c"), without the Debug dump that
 /// `DisplayErrorContext` appends. Levels that repeat the previous one are skipped.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
@@ -189,4 +196,48 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_policy_code_matches_with_and_without_suffix() {
+        assert!(is_packed_policy_too_large("PackedPolicyTooLarge"));
+        assert!(is_packed_policy_too_large("PackedPolicyTooLargeException"));
+        assert!(!is_packed_policy_too_large("ValidationError"));
+    }
+
+    #[test]
+    fn both_duration_errors_are_recognised() {
+        assert!(is_duration_too_long(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+        ));
+        assert!(is_duration_too_long(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+        ));
+        assert!(!is_duration_too_long(
+            "ValidationError",
+            "1 validation error detected: Value at 'roleSessionName' failed"
+        ));
+        assert!(!is_duration_too_long(
+            "AccessDenied",
+            "DurationSeconds exceeds"
+        ));
+    }
+
+    #[test]
+    fn error_elements_are_read_from_nested_error_bodies() {
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: a &amp; b is not authorized</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(xml_element(body, "Code").as_deref(), Some("AccessDenied"));
+        assert_eq!(
+            xml_element(body, "Message").as_deref(),
+            Some("User: a & b is not authorized")
+        );
+        assert_eq!(xml_element("<Code></Code>", "Code"), None);
+        assert_eq!(xml_element("<Code>x", "Code"), None);
+    }
 }

@@ -213,3 +213,64 @@ pub(super) fn configured_endpoint(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_labels_drop_passwords() {
+        assert_eq!(
+            without_userinfo("https://u:p@sts.example.com/x@y"),
+            "https://sts.example.com/x@y"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+    }
+
+    #[test]
+    fn only_http_endpoints_get_the_client_without_tls() {
+        let text = include_str!("../../../examples/platform.json");
+        let mut platform = crate::load::load_str(text, "examples/platform.json", &|_| None)
+            .expect("the example platform loads");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        platform.aws.sts_endpoint = None;
+        assert!(!plain_http_endpoint(&platform, &env(&[])));
+        assert!(plain_http_endpoint(
+            &platform,
+            &env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")])
+        ));
+        assert!(!plain_http_endpoint(
+            &platform,
+            &env(&[
+                ("AWS_ENDPOINT_URL_STS", "https://sts.internal"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            ])
+        ));
+        assert!(!plain_http_endpoint(
+            &platform,
+            &env(&[
+                ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1"),
+                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+            ])
+        ));
+        platform.aws.sts_endpoint = Some("HTTP://127.0.0.1:2".into());
+        assert!(plain_http_endpoint(
+            &platform,
+            &env(&[("AWS_ENDPOINT_URL_STS", "https://sts.internal")])
+        ));
+        platform.aws.sts_endpoint = Some("https://127.0.0.1:2".into());
+        assert!(!plain_http_endpoint(
+            &platform,
+            &env(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")])
+        ));
+    }
+}

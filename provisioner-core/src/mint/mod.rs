@@ -49,7 +49,10 @@ mod static_keys;
 mod sts;
 
 use classify::*;
-pub use classify::{is_duration_too_long, is_packed_policy_too_large, rejects_managed_policy};
+pub use classify::{
+    code_and_message, error_chain, is_duration_too_long, is_packed_policy_too_large,
+    rejects_managed_policy,
+};
 use client::*;
 use retry::*;
 use static_keys::*;
@@ -230,150 +233,5 @@ fn failure_kind(tier: Tier, e: &CallError, policy_arns: &[String]) -> FailureKin
                 FailureKind::SessionPolicyCredentials
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packed_policy_code_matches_with_and_without_suffix() {
-        assert!(is_packed_policy_too_large("PackedPolicyTooLarge"));
-        assert!(is_packed_policy_too_large("PackedPolicyTooLargeException"));
-        assert!(!is_packed_policy_too_large("ValidationError"));
-    }
-
-    #[test]
-    fn both_duration_errors_are_recognised() {
-        assert!(is_duration_too_long(
-            "ValidationError",
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-        ));
-        assert!(is_duration_too_long(
-            "ValidationError",
-            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
-        ));
-        assert!(!is_duration_too_long(
-            "ValidationError",
-            "1 validation error detected: Value at 'roleSessionName' failed"
-        ));
-        assert!(!is_duration_too_long(
-            "AccessDenied",
-            "DurationSeconds exceeds"
-        ));
-    }
-
-    #[test]
-    fn error_elements_are_read_from_nested_error_bodies() {
-        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: a &amp; b is not authorized</Message></Error></Errors></ErrorResponse>";
-        assert_eq!(xml_element(body, "Code").as_deref(), Some("AccessDenied"));
-        assert_eq!(
-            xml_element(body, "Message").as_deref(),
-            Some("User: a & b is not authorized")
-        );
-        assert_eq!(xml_element("<Code></Code>", "Code"), None);
-        assert_eq!(xml_element("<Code>x", "Code"), None);
-    }
-
-    #[test]
-    fn backoff_stays_under_its_cap() {
-        let initial = Duration::from_millis(100);
-        let max = Duration::from_millis(250);
-        for attempt in 1..40 {
-            let cap = initial.saturating_mul(1 << (attempt - 1).min(16)).min(max);
-            let b = backoff(initial, max, attempt);
-            assert!(b < cap, "attempt {attempt}: {b:?} >= {cap:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_varies() {
-        let samples: std::collections::BTreeSet<u64> =
-            (0..32).map(|_| (random_fraction() * 1e9) as u64).collect();
-        assert!(samples.len() > 16, "{samples:?}");
-        assert!(samples.iter().all(|&s| s < 1_000_000_000));
-    }
-
-    #[test]
-    fn endpoint_labels_drop_passwords() {
-        assert_eq!(
-            without_userinfo("https://u:p@sts.example.com/x@y"),
-            "https://sts.example.com/x@y"
-        );
-        assert_eq!(
-            without_userinfo("http://127.0.0.1:5000"),
-            "http://127.0.0.1:5000"
-        );
-    }
-
-    #[test]
-    fn only_http_endpoints_get_the_client_without_tls() {
-        let text = include_str!("../../../examples/platform.json");
-        let mut platform = crate::load::load_str(text, "examples/platform.json", &|_| None)
-            .expect("the example platform loads");
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        platform.aws.sts_endpoint = None;
-        assert!(!plain_http_endpoint(&platform, &env(&[])));
-        assert!(plain_http_endpoint(
-            &platform,
-            &env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")])
-        ));
-        assert!(!plain_http_endpoint(
-            &platform,
-            &env(&[
-                ("AWS_ENDPOINT_URL_STS", "https://sts.internal"),
-                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-            ])
-        ));
-        assert!(!plain_http_endpoint(
-            &platform,
-            &env(&[
-                ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1"),
-                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-            ])
-        ));
-        platform.aws.sts_endpoint = Some("HTTP://127.0.0.1:2".into());
-        assert!(plain_http_endpoint(
-            &platform,
-            &env(&[("AWS_ENDPOINT_URL_STS", "https://sts.internal")])
-        ));
-        platform.aws.sts_endpoint = Some("https://127.0.0.1:2".into());
-        assert!(!plain_http_endpoint(
-            &platform,
-            &env(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")])
-        ));
-    }
-
-    fn output(key: &str, secret: &str, token: &str, expires_in: i64) -> AssumeRoleOutput {
-        let now = aws_smithy_types::DateTime::from(SystemTime::now()).secs();
-        let c = aws_sdk_sts::types::Credentials::builder()
-            .access_key_id(key)
-            .secret_access_key(secret)
-            .session_token(token)
-            .expiration(aws_smithy_types::DateTime::from_secs(now + expires_in))
-            .build()
-            .unwrap();
-        AssumeRoleOutput::builder().credentials(c).build()
-    }
-
-    #[test]
-    fn incomplete_credentials_from_a_malformed_answer_are_refused() {
-        assert!(credentials_of(&output("ASIAKEY", "secret", "token", 3600)).is_ok());
-        let e = credentials_of(&output("", "", "", -1_000_000)).unwrap_err();
-        assert!(
-            e.text.contains("(empty AccessKeyId, empty SecretAccessKey, empty SessionToken, Expiration not in the future)"),
-            "{}",
-            e.text
-        );
-        assert!(credentials_of(&output("ASIAKEY", "secret", " ", 3600)).is_err());
-        assert!(credentials_of(&output("ASIAKEY", "secret", "token", -5)).is_err());
-        assert!(credentials_of(&AssumeRoleOutput::builder().build()).is_err());
     }
 }

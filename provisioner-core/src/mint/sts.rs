@@ -351,3 +351,34 @@ fn policy_descriptors(arns: &[String]) -> Option<Vec<aws_sdk_sts::types::PolicyD
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(key: &str, secret: &str, token: &str, expires_in: i64) -> AssumeRoleOutput {
+        let now = aws_smithy_types::DateTime::from(SystemTime::now()).secs();
+        let c = aws_sdk_sts::types::Credentials::builder()
+            .access_key_id(key)
+            .secret_access_key(secret)
+            .session_token(token)
+            .expiration(aws_smithy_types::DateTime::from_secs(now + expires_in))
+            .build()
+            .unwrap();
+        AssumeRoleOutput::builder().credentials(c).build()
+    }
+
+    #[test]
+    fn incomplete_credentials_from_a_malformed_answer_are_refused() {
+        assert!(credentials_of(&output("ASIAKEY", "secret", "token", 3600)).is_ok());
+        let e = credentials_of(&output("", "", "", -1_000_000)).unwrap_err();
+        assert!(
+            e.text.contains("(empty AccessKeyId, empty SecretAccessKey, empty SessionToken, Expiration not in the future)"),
+            "{}",
+            e.text
+        );
+        assert!(credentials_of(&output("ASIAKEY", "secret", " ", 3600)).is_err());
+        assert!(credentials_of(&output("ASIAKEY", "secret", "token", -5)).is_err());
+        assert!(credentials_of(&AssumeRoleOutput::builder().build()).is_err());
+    }
+}

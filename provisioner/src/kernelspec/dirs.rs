@@ -117,3 +117,156 @@ pub fn find_in(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
         hits.into_iter().next()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {
+        let m: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), OsString::from(v)))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn user_data_dir_follows_jupyter_precedence() {
+        let e = env_of(&[
+            ("JUPYTER_DATA_DIR", "/j"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(user_data_dir(&e).unwrap(), PathBuf::from("/j"));
+        let e = env_of(&[
+            ("JUPYTER_DATA_DIR", ""),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(user_data_dir(&e).unwrap(), PathBuf::from("/x/jupyter"));
+        let e = env_of(&[("HOME", "/h")]);
+        assert_eq!(
+            user_data_dir(&e).unwrap(),
+            PathBuf::from("/h/.local/share/jupyter")
+        );
+        let e = env_of(&[]);
+        let msg = user_data_dir(&e).unwrap_err().0;
+        assert!(msg.contains("set HOME or JUPYTER_DATA_DIR"), "{msg}");
+    }
+
+    #[test]
+    fn location_flags_map_to_data_dirs() {
+        let e = env_of(&[("HOME", "/h")]);
+        let py = OsStr::new("python3");
+        let loc = LocationArgs {
+            prefix: Some("/opt/env".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            data_dir(&loc, py, &e).unwrap(),
+            PathBuf::from("/opt/env/share/jupyter")
+        );
+        let loc = LocationArgs {
+            dir: Some("/srv/jupyter".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            data_dir(&loc, py, &e).unwrap(),
+            PathBuf::from("/srv/jupyter")
+        );
+        let loc = LocationArgs::default();
+        assert_eq!(
+            data_dir(&loc, py, &e).unwrap(),
+            PathBuf::from("/h/.local/share/jupyter")
+        );
+        let loc = LocationArgs {
+            user: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            data_dir(&loc, py, &e).unwrap(),
+            PathBuf::from("/h/.local/share/jupyter")
+        );
+    }
+
+    #[test]
+    fn sys_prefix_comes_from_the_python_and_failures_say_what_to_do() {
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("python");
+        test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/fake-env\n");
+        let g = test_support::spawning();
+        let loc = LocationArgs {
+            sys_prefix: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            data_dir(&loc, fake.as_os_str(), &env_of(&[])).unwrap(),
+            PathBuf::from("/opt/fake-env/share/jupyter")
+        );
+        drop(g);
+        let broken = t.path().join("broken");
+        test_support::write_executable(
+            &broken,
+            b"#!/bin/sh\necho 'No module named sys' >&2\nexit 1\n",
+        );
+        let _g = test_support::spawning();
+        let msg = sys_prefix(broken.as_os_str()).unwrap_err().0;
+        assert!(
+            msg.contains("No module named sys") && msg.contains("--python"),
+            "{msg}"
+        );
+        let msg = sys_prefix(OsStr::new("/nonexistent/python")).unwrap_err().0;
+        assert!(
+            msg.contains("cannot run") && msg.contains("--prefix"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn search_path_order_and_dedup() {
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("python");
+        test_support::write_executable(&fake, b"#!/bin/sh\necho /opt/env\n");
+        let _g = test_support::spawning();
+        let e = env_of(&[("JUPYTER_PATH", "/a::/b:/a"), ("HOME", "/h")]);
+        assert_eq!(
+            search_path(Some(fake.as_os_str()), &e),
+            [
+                "/a",
+                "/b",
+                "/h/.local/share/jupyter",
+                "/opt/env/share/jupyter",
+                "/usr/local/share/jupyter",
+                "/usr/share/jupyter"
+            ]
+            .map(PathBuf::from)
+        );
+        // A Python that cannot run drops only its own entry.
+        let e = env_of(&[("HOME", "/h")]);
+        assert_eq!(
+            search_path(Some(OsStr::new("/nonexistent/python")), &e),
+            [
+                "/h/.local/share/jupyter",
+                "/usr/local/share/jupyter",
+                "/usr/share/jupyter"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn find_in_takes_the_first_directory_and_ignores_case() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        fs::create_dir_all(a.join("kernels/Other")).unwrap();
+        fs::create_dir_all(a.join("kernels/R")).unwrap(); // no kernel.json: not a spec
+        fs::create_dir_all(b.join("kernels/R")).unwrap();
+        fs::write(a.join("kernels/Other/kernel.json"), "{}").unwrap();
+        fs::write(b.join("kernels/R/kernel.json"), "{}").unwrap();
+        let dirs = vec![a.clone(), b.clone()];
+        assert_eq!(find_in(&dirs, "r"), Some(b.join("kernels/R")));
+        assert_eq!(find_in(&dirs, "OTHER"), Some(a.join("kernels/Other")));
+        assert_eq!(find_in(&dirs, "missing"), None);
+    }
+}

@@ -173,3 +173,53 @@ pub(super) fn resolve_launch(
         force: a.force,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_like_jupyter() {
+        assert_eq!(
+            spec_name("Python3-Scoped_1.0").unwrap(),
+            "python3-scoped_1.0"
+        );
+        for bad in ["", "a b", "a/b", "..", "ünï", "x;rm"] {
+            let msg = spec_name(bad).unwrap_err().0;
+            assert!(msg.contains("--name"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn provisioner_specs_are_recognised() {
+        let spec = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        assert!(launches_through_provisioner(&spec(json!({
+            "argv": ["/usr/local/bin/provisioner", "kernel", "--", "python3"]
+        }))));
+        assert!(launches_through_provisioner(&spec(json!({
+            "argv": ["/opt/x/launch"], "metadata": {"provisioner": {"command": "install"}}
+        }))));
+        assert!(!launches_through_provisioner(&spec(json!({
+            "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "metadata": {"debugger": true}
+        }))));
+        assert!(!launches_through_provisioner(&spec(json!({
+            "argv": ["/usr/bin/provisioner-other", "run"]
+        }))));
+        assert_eq!(
+            spec_argv(&spec(json!({"argv": []}))),
+            Err("kernel.json argv is empty")
+        );
+        assert_eq!(
+            spec_argv(&spec(json!({"argv": [1]}))),
+            Err("kernel.json argv has a non-string entry")
+        );
+        assert_eq!(
+            spec_argv(&spec(json!({}))),
+            Err("kernel.json has no argv list")
+        );
+    }
+}

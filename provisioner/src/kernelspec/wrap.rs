@@ -161,3 +161,25 @@ pub(super) fn bare_python_replacement(
         .ok()
         .and_then(|p| std::path::absolute(p).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_python_names_are_the_ones_jupyter_replaces() {
+        for yes in ["python", "python3", "python3.11", "python3.9"] {
+            assert!(is_bare_python(yes), "{yes}");
+        }
+        for no in [
+            "python2",
+            "python3.",
+            "python3.x",
+            "/usr/bin/python3",
+            "ipython",
+            "pythonw",
+        ] {
+            assert!(!is_bare_python(no), "{no}");
+        }
+    }
+}
