@@ -809,6 +809,7 @@ fn ok_answer(
         credentials,
         region,
         session,
+        endpoint: None,
         error: None,
     }
 }
