@@ -1310,3 +1310,76 @@ fn a_broker_killed_with_sigkill_costs_an_endpoint_kernel_only_seconds() {
         .collect();
     assert!(after.len() >= 3, "{after:?}");
 }
+
+#[test]
+fn a_socket_activated_broker_serves_the_endpoint_on_the_listener_it_was_handed() {
+    require_root!();
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: skipped: systemd-socket-activate is not installed");
+        return;
+    }
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let b = Broker::start_without_spawn(&platform(Some(&sts.url()), json!({})));
+    let port = free_port();
+    let log = std::fs::File::create(&b.log).unwrap();
+    // systemd-socket-activate binds, then execs the broker with LISTEN_FDS=1 and
+    // LISTEN_PID set on the first connection: what systemd does with the .socket unit.
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "-E",
+            &format!("AWS_ACCESS_KEY_ID={BASE_KEY}"),
+            "-E",
+            &format!("AWS_SECRET_ACCESS_KEY={BASE_SECRET}"),
+            "-E",
+            "AWS_EC2_METADATA_DISABLED=true",
+        ])
+        .arg(BIN)
+        .args(["serve", "--config"])
+        .arg(b.config())
+        .arg("--socket")
+        .arg(&b.socket)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while UnixStream::connect(&b.socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "broker did not start: {}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = spawn_fetch_loop(u.alice, &b.socket, 1.0, 0.25)
+        .wait_with_output()
+        .unwrap();
+    let lines = json_lines(&out);
+    let uri = lines[0]["uri"].as_str().unwrap_or_default();
+    assert!(
+        uri.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{uri} {}",
+        b.log_text()
+    );
+    assert!(lines[1..].iter().all(|f| f["status"] == 200), "{lines:?}");
+    assert!(
+        b.log_text().contains("credentials endpoint on"),
+        "{}",
+        b.log_text()
+    );
+    let _ = activator.kill();
+    let _ = activator.wait();
+}
