@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use provisioner_core::context::{Flow, LaunchContext};
-use provisioner_core::decision::{Plan, resolve};
+use provisioner_core::decision::{Plan, RefusalCode, resolve};
 use provisioner_core::model::DecisionLog;
 use provisioner_core::record::{CallerRecord, DecisionRecord};
 
@@ -133,6 +133,8 @@ impl Broker {
                     ),
                 );
             }
+            // Not an answer about the user: keep what is held and retry.
+            Err(d) if d.code == RefusalCode::CredentialsUnavailable => return false,
             Err(d) => {
                 return self.refuse_session(
                     s,
@@ -200,16 +202,11 @@ impl Broker {
             }
             _ => match decision.refusal() {
                 // A refusal of the tables (a deny setting, say): stop serving.
-                Some(r)
-                    if r.code
-                        != provisioner_core::decision::RefusalCode::CredentialsUnavailable =>
-                {
-                    self.refuse_session(
-                        s,
-                        r.code.as_str(),
-                        format!("{}; fix: {}", r.message, r.fix),
-                    )
-                }
+                Some(r) if r.code != RefusalCode::CredentialsUnavailable => self.refuse_session(
+                    s,
+                    r.code.as_str(),
+                    format!("{}; fix: {}", r.message, r.fix),
+                ),
                 // STS failed: keep what is held while it is valid, and retry.
                 _ => {
                     tracing::warn!(

@@ -647,7 +647,18 @@ impl Broker {
             (login, groups)
         })
         .await;
-        let (login, groups) = looked_up.unwrap_or((None, Vec::new()));
+        let Ok((login, groups)) = looked_up else {
+            // The lookup could not run (the runtime is stopping): not an answer about
+            // the user, so nobody is refused for it.
+            return (
+                None,
+                Err(access::Denied {
+                    code: provisioner_core::decision::RefusalCode::CredentialsUnavailable,
+                    message: "the user database could not be consulted".into(),
+                    fix: "retry; the broker's log has the cause".into(),
+                }),
+            );
+        };
         let auth = access::authorize(platform, login.as_deref(), uid, claimed.as_deref(), &groups);
         (login, auth)
     }

@@ -1,7 +1,9 @@
 //! Who owns the other end of a loopback TCP connection, as the kernel's socket tables
 //! say: the uid of the socket whose local address is the connection's remote address
-//! and whose remote address is the connection's local address, from `/proc/net/tcp`
-//! and `/proc/net/tcp6`.
+//! and whose remote address is the connection's local address. The kernel is asked for
+//! that one socket over netlink (`sock_diag`, an exact lookup by address and port, as
+//! `ss` does); where netlink is unavailable, `/proc/net/tcp` and `/proc/net/tcp6` are
+//! read instead (slower: every socket of the host, `TIME_WAIT` included, is listed).
 //!
 //! TCP has no `SO_PEERCRED`; on loopback both ends live in this kernel, and the table
 //! row of the client's socket carries the uid that created it. The answer is as good
@@ -19,6 +21,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// `local` (its own end) and `remote` (the client's end); None when the tables have
 /// no such row or disagree.
 pub fn client_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    match diag::client_uid(local, remote) {
+        Ok(found) => found,
+        Err(_) => table_client_uid(local, remote),
+    }
+}
+
+/// [`client_uid`] from `/proc/net/tcp{,6}`.
+pub fn table_client_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     let mut found: Option<u32> = None;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -93,6 +103,113 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// The exact lookup over `NETLINK_SOCK_DIAG` (`inet_diag_req_v2` without
+/// `NLM_F_DUMP`): the kernel finds the socket by its four-tuple in its hash tables.
+mod diag {
+    use std::net::{IpAddr, SocketAddr};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
+        setsockopt, socket, sockopt,
+    };
+    use nix::sys::time::TimeVal;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
+    const AF_INET: u8 = 2;
+    const AF_INET6: u8 = 10;
+    const IPPROTO_TCP: u8 = 6;
+    /// `nlmsghdr` (16) + `inet_diag_req_v2` (8 + `inet_diag_sockid` 48).
+    const REQ_LEN: usize = 72;
+    /// Offset of `idiag_uid` in the answer: `nlmsghdr` + 4 + sockid + 3 * u32.
+    const UID_AT: usize = 16 + 4 + 48 + 12;
+
+    /// Ok(None): the kernel has no such socket. Err: netlink itself failed.
+    pub fn client_uid(local: SocketAddr, remote: SocketAddr) -> Result<Option<u32>, ()> {
+        // The client's socket: its local end is `remote`, its peer is `local`. An IPv4
+        // connection may come from an AF_INET6 socket (v4-mapped), as Java makes them.
+        let mut tries = vec![(family(remote.ip()), remote, local)];
+        if let (IpAddr::V4(r), IpAddr::V4(l)) = (remote.ip(), local.ip()) {
+            tries.push((
+                AF_INET6,
+                SocketAddr::new(IpAddr::V6(r.to_ipv6_mapped()), remote.port()),
+                SocketAddr::new(IpAddr::V6(l.to_ipv6_mapped()), local.port()),
+            ));
+        }
+        for (fam, src, dst) in tries {
+            if let Some(uid) = lookup(fam, src, dst)? {
+                return Ok(Some(uid));
+            }
+        }
+        Ok(None)
+    }
+
+    fn family(ip: IpAddr) -> u8 {
+        if ip.is_ipv4() { AF_INET } else { AF_INET6 }
+    }
+
+    fn words(ip: IpAddr) -> [u8; 16] {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                b
+            }
+            IpAddr::V6(v6) => v6.octets(),
+        }
+    }
+
+    fn lookup(fam: u8, src: SocketAddr, dst: SocketAddr) -> Result<Option<u32>, ()> {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkSockDiag,
+        )
+        .map_err(|_| ())?;
+        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(1, 0)).map_err(|_| ())?;
+        let mut req = Vec::with_capacity(REQ_LEN);
+        req.extend_from_slice(&(REQ_LEN as u32).to_ne_bytes());
+        req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        req.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+        req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+        req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+        req.extend_from_slice(&[fam, IPPROTO_TCP, 0, 0]);
+        req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+        req.extend_from_slice(&src.port().to_be_bytes());
+        req.extend_from_slice(&dst.port().to_be_bytes());
+        req.extend_from_slice(&words(src.ip()));
+        req.extend_from_slice(&words(dst.ip()));
+        req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+        req.extend_from_slice(&u32::MAX.to_ne_bytes()); // INET_DIAG_NOCOOKIE
+        req.extend_from_slice(&u32::MAX.to_ne_bytes());
+        sendto(
+            fd.as_raw_fd(),
+            &req,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(|_| ())?;
+        let mut buf = [0u8; 4096];
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|_| ())?;
+        let answer = buf.get(..n).ok_or(())?;
+        let kind = u16::from_ne_bytes([*answer.get(4).ok_or(())?, *answer.get(5).ok_or(())?]);
+        if kind == NLMSG_ERROR {
+            // ENOENT: no such socket. Any other error code: netlink is not usable here.
+            let code =
+                i32::from_ne_bytes(answer.get(16..20).ok_or(())?.try_into().map_err(|_| ())?);
+            return if code == -2 { Ok(None) } else { Err(()) };
+        }
+        if kind != SOCK_DIAG_BY_FAMILY {
+            return Err(());
+        }
+        let uid = answer.get(UID_AT..UID_AT + 4).ok_or(())?;
+        Ok(Some(u32::from_ne_bytes(uid.try_into().map_err(|_| ())?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,10 +237,17 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, remote) = l.accept().unwrap();
         let me = nix::unistd::geteuid().as_raw();
-        assert_eq!(client_uid(s.local_addr().unwrap(), remote), Some(me));
+        let local = s.local_addr().unwrap();
+        assert_eq!(client_uid(local, remote), Some(me));
+        // Both ways of asking agree.
+        assert_eq!(table_client_uid(local, remote), Some(me));
+        if let Ok(found) = diag::client_uid(local, remote) {
+            assert_eq!(found, Some(me));
+        }
         // A connection that does not exist has no owner.
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(client_uid(s.local_addr().unwrap(), nobody), None);
+        assert_eq!(client_uid(local, nobody), None);
+        assert_eq!(table_client_uid(local, nobody), None);
         drop(c);
     }
 
