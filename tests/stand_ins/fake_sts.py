@@ -14,6 +14,12 @@ With --lifetime S (or "lifetime" in /_control) credentials expire S seconds afte
 are issued whatever DurationSeconds asked for (STS itself never goes below 900 seconds):
 refresh timing can then be watched in seconds instead of hours.
 
+With --relay URL every STS request is passed on, byte for byte with its headers (Host
+and the SigV4 signature included), to a real STS such as radosgw's, and its answer sent
+back; with --lifetime the Expiration in a successful answer is rewritten to S seconds
+from now. The credentials are the real server's (radosgw enforces them), while clients
+see them expire in seconds; radosgw itself would honour them for its minimum of 900 s.
+
 Control while running (loopback only):
   POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...],
                    "lifetime": S}
@@ -34,7 +40,9 @@ applies to the next N AssumeRole requests, then the server answers normally.
 """
 
 import argparse
+import http.client
 import json
+import re
 import secrets
 import socket
 import sys
@@ -73,6 +81,8 @@ class State:
         self.policies = None
         # Seconds issued credentials live; None: DurationSeconds.
         self.lifetime = None
+        # A real STS to pass requests on to (host:port); None: answer here.
+        self.relay = None
 
     def take_mode(self):
         """The mode for this AssumeRole, consuming one from `count`."""
@@ -163,6 +173,20 @@ def make_handler(state):
             self.end_headers()
             self.wfile.write(data)
 
+        def relay(self, raw):
+            conn = http.client.HTTPConnection(state.relay, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+            conn.request("POST", self.path, body=raw, headers=headers)
+            r = conn.getresponse()
+            body = r.read().decode()
+            with state.lock:
+                lifetime = state.lifetime
+                state.requests.append({"action": "relayed", "status": r.status, "time": time.time()})
+            if r.status == 200 and lifetime is not None:
+                exp = (datetime.now(timezone.utc) + timedelta(seconds=lifetime)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                body = re.sub(r"<Expiration>[^<]*</Expiration>", f"<Expiration>{exp}</Expiration>", body)
+            return self.send_body(r.status, body, r.getheader("Content-Type", "text/xml"))
+
         def read_body(self):
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
@@ -196,6 +220,8 @@ def make_handler(state):
                     state.policies = None
                 return self.send_body(200, "{}", "application/json")
 
+            if state.relay:
+                return self.relay(raw)
             params = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
             action = params.get("Action", "")
             mode = state.take_mode() if action == "AssumeRole" else "ok"
@@ -243,9 +269,11 @@ def main():
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--lifetime", type=int)
+    ap.add_argument("--relay", help="host:port of a real STS to pass requests on to")
     a = ap.parse_args()
     state = State(a.mode, a.count, a.delay, a.rate)
     state.lifetime = a.lifetime
+    state.relay = a.relay
     server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(state))
     server.daemon_threads = True
     server.request_queue_size = 512
