@@ -613,8 +613,18 @@ impl Broker {
                 (ok_answer(Some(v), None, None, None), line)
             }
             Op::Launch => {
-                self.launch(&platform, cred, ctx, caller, &auth, started, line)
-                    .await
+                let accept_endpoint = req.accept_endpoint;
+                self.launch(
+                    &platform,
+                    cred,
+                    ctx,
+                    caller,
+                    &auth,
+                    started,
+                    line,
+                    accept_endpoint,
+                )
+                .await
             }
         }
     }
@@ -673,6 +683,7 @@ impl Broker {
         auth: &Authorized,
         started: Instant,
         mut line: LogLine,
+        accept_endpoint: bool,
     ) -> (Answer, LogLine) {
         let max_sessions = platform.settings.broker_max_sessions_per_uid as usize;
         let live = {
@@ -719,7 +730,8 @@ impl Broker {
         };
 
         let d0 = resolve(platform, &ctx, &[]);
-        let endpoint_mode = self.endpoint_delivery(platform);
+        // Only launchers that say they can deliver through the endpoint get it.
+        let endpoint_mode = accept_endpoint && self.endpoint_delivery(platform);
         let (decision, credentials, source, minted_at) =
             self.obtain(platform, &ctx, d0, endpoint_mode).await;
         let (token, token_hash) = new_token();

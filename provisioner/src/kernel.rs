@@ -114,7 +114,7 @@ fn run_brokered(args: &KernelArgs, socket: &std::path::Path) -> i32 {
             return refuse(&args.argv, &e.0, n);
         }
     };
-    match client::launch(socket, ctx) {
+    match client::launch_accepting_endpoint(socket, ctx) {
         Err(r) => {
             if let Some(rec) = &r.record {
                 eprintln!("{rec}");

@@ -87,7 +87,7 @@ def launch(sock_path, user):
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(60)
         s.connect(str(sock_path))
-        s.sendall(frame({"version": 1, "op": "launch",
+        s.sendall(frame({"version": 1, "op": "launch", "accept_endpoint": True,
                          "context": {"user": user, "flow": "notebook"}}))
         (n,) = struct.unpack(">I", recv_exact(s, 4))
         return json.loads(recv_exact(s, n))

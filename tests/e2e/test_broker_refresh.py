@@ -164,6 +164,7 @@ def test_a_user_removed_from_the_platform_file_gets_nothing_minted_after_the_rel
     def remove_a():
         doc = json.loads(original)
         doc["users"] = [u for u in doc["users"] if u["id"] != a.name]
+        doc["workspaces"] = [w for w in doc["workspaces"] if a.name not in w.get("users", [])]
         bw.config.write_text(json.dumps(doc))
         bw.broker.proc.send_signal(1)  # SIGHUP
         deadline = time.monotonic() + 10

@@ -170,19 +170,35 @@ pub fn call(socket: &Path, request: &Request) -> Result<Answer, BrokerRefusal> {
     })
 }
 
-/// The request for a context.
+/// The request for a context (environment delivery only).
 pub fn request(op: Op, context: WireContext) -> Request {
     Request {
         version: VERSION,
         op,
         context,
+        accept_endpoint: false,
     }
 }
 
-/// Asks the broker to launch: the answer as [`Granted`], or why not.
+/// Asks the broker to launch: the answer as [`Granted`], or why not. The broker
+/// delivers keys (`Granted::credentials`), never an endpoint.
 pub fn launch(socket: &Path, context: WireContext) -> Result<Granted, BrokerRefusal> {
     let answer = call(socket, &request(Op::Launch, context))?;
     granted(answer)
+}
+
+/// Like [`launch`], for a launcher that can deliver through the broker's credentials
+/// endpoint: when the broker has one (and `credential_delivery` is `endpoint`),
+/// role credentials come back as [`Granted::endpoint`] instead of keys. The caller then
+/// writes the token with [`crate::container::write_token_file`] and builds the child's
+/// environment with [`crate::child_env::ChildEnv::for_endpoint`].
+pub fn launch_accepting_endpoint(
+    socket: &Path,
+    context: WireContext,
+) -> Result<Granted, BrokerRefusal> {
+    let mut req = request(Op::Launch, context);
+    req.accept_endpoint = true;
+    granted(call(socket, &req)?)
 }
 
 /// Asks the broker for the dry run: the record printed by `explain` (with the policy).

@@ -66,6 +66,11 @@ pub struct Request {
     pub version: u32,
     pub op: Op,
     pub context: WireContext,
+    /// The launcher can deliver through the credentials endpoint (write the token file,
+    /// set `AWS_CONTAINER_*`). Added within version 1; absent (false) from launchers
+    /// that cannot, which then always get `delivery: environment`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_endpoint: bool,
 }
 
 /// How credentials reach the launched process.
