@@ -1383,3 +1383,33 @@ fn a_socket_activated_broker_serves_the_endpoint_on_the_listener_it_was_handed()
     let _ = activator.kill();
     let _ = activator.wait();
 }
+
+#[test]
+fn a_session_ends_at_max_session_seconds_while_its_process_still_runs() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let (b, _addr) = endpoint_broker(&platform(
+        Some(&sts.url()),
+        json!({"settings": {"max_session_seconds": "60"}}),
+    ));
+    let child = spawn_fetch_loop(u.alice, &b.socket, 66.0, 1.0);
+    let out = child.wait_with_output().unwrap();
+    let lines = json_lines(&out);
+    let first = lines[1]["t"].as_f64().unwrap();
+    for f in &lines[1..] {
+        let t = f["t"].as_f64().unwrap() - first;
+        if t < 55.0 {
+            assert_eq!(f["status"], 200, "{f}");
+        } else if t > 62.0 {
+            assert_eq!(f["status"], 404, "{f}");
+        }
+    }
+    assert_eq!(lines.last().unwrap()["status"], 404);
+    assert!(
+        b.log_text()
+            .contains("ended: maximum session lifetime reached"),
+        "{}",
+        b.log_text()
+    );
+}
