@@ -17,9 +17,10 @@ the owner lookup in /proc/net/tcp runs per connection) and once over kept-alive
 connections.
 
 STS rate: after the launches, the stand-in's request log is cleared and every AssumeRole
-for DURATION seconds is counted, per second. The scheduler re-mints at 20 + jitter(0..10)
-seconds... scaled: with lifetime L the lead is L/2 and the jitter window L/4, so a session
-re-mints every L/4 to L/2 seconds, mean 3L/8. Expected calls: sessions x DURATION / (3L/8).
+for DURATION seconds is counted, per second. The scheduler re-mints when 20 minutes plus a
+jitter of up to 10 are left, scaled for short lifetimes: with lifetime L (under 40 min) the
+lead is L/2 and the jitter window L/4, so a session re-mints every L/4 to L/2 seconds, mean
+3L/8. Expected calls: sessions x DURATION / (3L/8).
 
 Everything listens on 127.0.0.1 or a Unix socket in a scratch directory. Run as any user.
 
@@ -39,7 +40,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor

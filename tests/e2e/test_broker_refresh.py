@@ -13,7 +13,7 @@ policy of every one of them.
 """
 
 import json
-import os
+import socket
 import subprocess
 import sys
 import threading
@@ -56,7 +56,6 @@ def stack(unix_users, rgw, world, tmp_path_factory):
         deadline = time.monotonic() + 15
         while True:
             try:
-                import socket
                 socket.create_connection(("127.0.0.1", relay_port), timeout=1).close()
                 break
             except OSError:
