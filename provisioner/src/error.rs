@@ -9,6 +9,7 @@
 //! from its findings. Messages name the problem and the fix, never a secret.
 
 use provisioner_core::broker::client::BrokerRefusal;
+use provisioner_core::container::DeliveryError;
 use provisioner_core::context::ContextError;
 use provisioner_core::decision::Refusal;
 use provisioner_core::exec::ExecError;
@@ -40,6 +41,10 @@ pub enum Error {
     /// The broker refused, or could not be asked (its message holds the fix).
     #[error("refused ({}): {}", .0.code, .0.message)]
     Broker(Box<BrokerRefusal>),
+    /// The broker delivers through its credentials endpoint, and the token file for the
+    /// kernel could not be written.
+    #[error("{0}")]
+    Delivery(DeliveryError),
     /// The kernel program named in argv is not there.
     #[error("{0}")]
     ProgramNotFound(ExecError),
@@ -96,7 +101,9 @@ impl Error {
             Error::Broker(r) => r.exit_code,
             Error::ProgramNotFound(e) | Error::Exec(e) => e.exit_code(),
             Error::SyncRefused(_) => exit::REFUSED,
-            Error::Runtime(_) | Error::Iam(_) | Error::SyncFailed(_) => exit::CREDENTIALS,
+            Error::Delivery(_) | Error::Runtime(_) | Error::Iam(_) | Error::SyncFailed(_) => {
+                exit::CREDENTIALS
+            }
             Error::Reported { exit_code } => *exit_code,
         }
     }

@@ -21,7 +21,7 @@ use provisioner_core::context::{Flow, LaunchContext};
 use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::Decision;
 use provisioner_core::record::DecisionRecord;
-use provisioner_core::{exec, mint};
+use provisioner_core::{container, exec, mint};
 use refusal_kernel::{self, RefusalNotice};
 
 use crate::args::KernelArgs;
@@ -74,7 +74,7 @@ fn launch(args: &KernelArgs) -> Result<(), Error> {
 /// Broker mode: ask, then refuse or exec exactly as embedded mode does.
 fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Error> {
     let ctx = client::context_from_sources(&args.context.flags(), &env_lookup, Flow::Notebook)?;
-    match client::launch(socket, ctx) {
+    match client::launch_accepting_endpoint(socket, ctx) {
         Err(r) => {
             if let Some(rec) = &r.record {
                 eprintln!("{rec}");
@@ -85,7 +85,24 @@ fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Er
             // The record as the broker wrote it (it names the authenticated caller),
             // on stderr like embedded mode's default decision_log.
             eprintln!("{}", g.record);
-            exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region)
+            match &g.endpoint {
+                None => exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region),
+                Some(endpoint) => {
+                    // Written as the user, before exec: only the kernel's user can read it.
+                    let token_file =
+                        container::write_token_file(&endpoint.token, &g.session_id, &env_lookup)
+                            .map_err(Error::Delivery)?;
+                    let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+                    let env = ChildEnv::for_endpoint(
+                        parent,
+                        &g.decision,
+                        &endpoint.url,
+                        &token_file,
+                        &g.region,
+                    );
+                    exec_with(&args.argv, &env)
+                }
+            }
         }
     }
 }
@@ -99,10 +116,15 @@ fn exec_kernel(
 ) -> Result<(), Error> {
     let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let env = ChildEnv::for_launch(parent, decision, credentials, region);
+    exec_with(argv, &env)
+}
+
+/// Finds and execs the kernel with `env`; returns only on failure.
+fn exec_with(argv: &[OsString], env: &ChildEnv) -> Result<(), Error> {
     let program = exec::find_program(&argv[0], env.get("PATH")).map_err(Error::ProgramNotFound)?;
     // Exec failed after credentials were minted: they die with this process, and no
     // child ever saw them.
-    Err(Error::Exec(exec::exec(&program, argv, &env)))
+    Err(Error::Exec(exec::exec(&program, argv, env)))
 }
 
 /// What the refusal kernel shows for `e`: a title, the problem, the fix.
@@ -141,6 +163,12 @@ fn notice(e: &Error) -> RefusalNotice {
             "KERNEL_NOT_FOUND",
             x.to_string(),
             "install the kernel program or fix argv in the kernelspec".to_string(),
+            None,
+        ),
+        Error::Delivery(x) => (
+            "TOKEN_FILE_UNAVAILABLE",
+            x.problem.clone(),
+            x.fix.clone(),
             None,
         ),
         Error::Exec(x) => (

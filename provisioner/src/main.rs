@@ -53,6 +53,7 @@ fn run() -> Result<(), Error> {
                 state: a.state,
                 pod_user: a.pod_user,
                 sts: Default::default(),
+                endpoint: a.endpoint,
             },
         )),
         Command::Kernelspec { command } => kernelspec::run(command).map_err(Error::from),

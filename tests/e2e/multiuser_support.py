@@ -109,9 +109,10 @@ class BrokerWorld:
     who got in would read every plane. The broker's base keys are `base` (made up per
     world); `secrets()` are the values no user process may ever see.
 
-    `platform` overrides go through harness.platform.merged (e.g. proxy_users)."""
+    `platform` overrides go through harness.platform.merged (e.g. proxy_users);
+    `broker_args` are added to `provisioner serve` (e.g. --endpoint)."""
 
-    def __init__(self, rgw, world, workdir, owners, **platform):
+    def __init__(self, rgw, world, workdir, owners, broker_args=(), **platform):
         from harness.broker import Broker
         from harness.platform import BASE_PLATFORM, merged, write_platform
 
@@ -151,7 +152,8 @@ class BrokerWorld:
         # attack needs one.
         self.readable_config = world.users.write_shared(json.dumps(doc), f"etc-{self.bucket}", "platform.json")
         self.broker = Broker(world.provisioner, self.config, self.workdir,
-                             world.users.shared / f"run-{self.bucket}", self.base.env())
+                             world.users.shared / f"run-{self.bucket}", self.base.env(),
+                             extra_args=tuple(broker_args))
 
     def secrets(self):
         return [self.base.secret_access_key, self.base.access_key_id]

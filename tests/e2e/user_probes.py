@@ -73,6 +73,59 @@ def planes(bucket, own_prefix, other_prefix, creds=None):
     }
 
 
+def refreshing_reader(p):
+    """A long-running kernel's work: one boto3 session and client kept for `seconds`,
+    reading, listing and writing its own plane every `every` seconds. Reports the
+    credential variables it was given, its token file's mode and owner, how many
+    distinct access keys the client's refreshing credentials went through, and every
+    operation that failed (with the time), so the test can see work continue across the
+    credentials' expiries and a broker restart."""
+    import stat
+    import time
+
+    import boto3
+    from botocore.config import Config
+
+    env = os.environ
+    tf = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+    st = os.lstat(tf) if tf else None
+    with open(tf, "rb") if tf else open(os.devnull, "rb") as f:
+        token = f.read()
+    out = {"uid": os.getuid(), "aws_vars": sorted(k for k in env if k.startswith("AWS_")),
+           "uri": env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+           "token_file": tf, "token_mode": stat.S_IMODE(st.st_mode) if st else None,
+           "token_uid": st.st_uid if st else None, "token_newline": token.endswith(b"\n")}
+    session = boto3.session.Session()
+    s3 = session.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"),
+                        region_name=env.get("AWS_REGION", "us-east-1"),
+                        config=Config(s3={"addressing_style": "path"},
+                                      connect_timeout=5, read_timeout=20))
+    creds = session.get_credentials()
+    out["provider"] = getattr(creds, "method", None)
+    keys, failures, n = [], [], 0
+    bucket, own = p["bucket"], p["own_prefix"]
+    end = time.time() + p["seconds"]
+    while time.time() < end:
+        n += 1
+        try:
+            keys.append(creds.get_frozen_credentials().access_key)
+        except Exception as e:  # noqa: BLE001 - reported
+            failures.append({"t": time.time(), "op": "credentials", "error": type(e).__name__})
+        for op, call in (
+            ("read", lambda: s3.get_object(Bucket=bucket, Key=f"{own}data.csv")["Body"].read()),
+            ("list", lambda: s3.list_objects_v2(Bucket=bucket, Prefix=own)),
+            ("write", lambda: s3.put_object(Bucket=bucket, Key=f"{own}out/{n}.txt", Body=b"x")),
+        ):
+            r = attempt(call)
+            if r != "OK":
+                failures.append({"t": time.time(), "op": op, "error": r})
+        time.sleep(p["every"])
+    out.update(rounds=n, distinct_keys=len(set(keys)), failures=failures,
+               other=attempt(lambda: s3.get_object(Bucket=bucket, Key=f"{p['other_prefix']}data.csv")),
+               end=time.time())
+    return out
+
+
 def identity():
     """Who this process is and which credentials it holds (key id only)."""
     return {

@@ -8,10 +8,21 @@ It speaks the real STS Query API wire format (form-encoded POST, XML answers, th
 AWS SDK under test parses its answers exactly as it would parse AWS's. It does not
 check signatures: identity and trust are moto's and radosgw's job in other tests.
 
-Usage: fake_sts.py --port PORT [--mode MODE] [--count N] [--delay S] [--rate R]
+Usage: fake_sts.py --port PORT [--mode MODE] [--count N] [--delay S] [--rate R] [--lifetime S]
+
+With --lifetime S (or "lifetime" in /_control) credentials expire S seconds after they
+are issued whatever DurationSeconds asked for (STS itself never goes below 900 seconds):
+refresh timing can then be watched in seconds instead of hours.
+
+With --relay URL every STS request is passed on, byte for byte with its headers (Host
+and the SigV4 signature included), to a real STS such as radosgw's, and its answer sent
+back; with --lifetime the Expiration in a successful answer is rewritten to S seconds
+from now. The credentials are the real server's (radosgw enforces them), while clients
+see them expire in seconds; radosgw itself would honour them for its minimum of 900 s.
 
 Control while running (loopback only):
-  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...]}
+  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...],
+                   "lifetime": S}
   GET  /_requests  every request received: action, params (Policy and PolicyArns.member.N.arn
                    included), time
   POST /_reset     clears the request log, sets mode "ok" and forgets the policy list
@@ -29,6 +40,8 @@ applies to the next N AssumeRole requests, then the server answers normally.
 """
 
 import argparse
+import http.client
+import re
 import secrets
 import socket
 import sys
@@ -65,6 +78,10 @@ class State:
         self.recent = []
         # ARNs of the managed policies "IAM" holds; None accepts any.
         self.policies = None
+        # Seconds issued credentials live; None: DurationSeconds.
+        self.lifetime = None
+        # A real STS to pass requests on to (host:port); None: answer here.
+        self.relay = None
 
     def control(self, cue):
         self.mode = cue.get("mode", "ok")
@@ -73,6 +90,8 @@ class State:
         self.rate = float(cue.get("rate", self.rate))
         if "policies" in cue:
             self.policies = cue["policies"]
+        if "lifetime" in cue:
+            self.lifetime = cue["lifetime"]
 
     def reset(self):
         self.mode, self.count, self.requests, self.recent = "ok", None, [], []
@@ -94,10 +113,12 @@ class State:
             return mode
 
 
-def assume_role_xml(params):
+def assume_role_xml(params, lifetime=None):
     role_arn = params.get("RoleArn", "")
     session = params.get("RoleSessionName", "session")
     duration = int(params.get("DurationSeconds", "3600"))
+    if lifetime is not None:
+        duration = lifetime
     expiration = (datetime.now(timezone.utc) + timedelta(seconds=duration)).strftime("%Y-%m-%dT%H:%M:%SZ")
     role_name = role_arn.rsplit("/", 1)[-1]
     account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
@@ -141,7 +162,23 @@ def make_handler(state):
     class Handler(QueryHandler):
         NS = NS
 
+        def relay(self, raw):
+            conn = http.client.HTTPConnection(state.relay, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+            conn.request("POST", self.path, body=raw, headers=headers)
+            r = conn.getresponse()
+            body = r.read().decode()
+            with state.lock:
+                lifetime = state.lifetime
+                state.requests.append({"action": "relayed", "status": r.status, "time": time.time()})
+            if r.status == 200 and lifetime is not None:
+                exp = (datetime.now(timezone.utc) + timedelta(seconds=lifetime)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                body = re.sub(r"<Expiration>[^<]*</Expiration>", f"<Expiration>{exp}</Expiration>", body)
+            return self.send_body(r.status, body, r.getheader("Content-Type", "text/xml"))
+
         def query(self, raw, params):
+            if state.relay:
+                return self.relay(raw)
             action = params.get("Action", "")
             mode = state.take_mode() if action == "AssumeRole" else "ok"
             with state.lock:
@@ -170,11 +207,12 @@ def make_handler(state):
                 return self.send_body(status, error_xml(kind, code, message))
             with state.lock:
                 known = state.policies
+                lifetime = state.lifetime
             missing = [arn for arn in policy_arns(params) if known is not None and arn not in known]
             if missing:
                 return self.send_body(400, error_xml(
                     "Sender", "MalformedPolicyDocument", f"Policy {missing[0]} does not exist or is not attachable."))
-            return self.send_body(200, assume_role_xml(params))
+            return self.send_body(200, assume_role_xml(params, lifetime))
 
     Handler.state = state
     return Handler
@@ -187,8 +225,12 @@ def main():
     ap.add_argument("--count", type=int)
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--lifetime", type=int)
+    ap.add_argument("--relay", help="host:port of a real STS to pass requests on to")
     a = ap.parse_args()
     state = State(a.mode, a.count, a.delay, a.rate)
+    state.lifetime = a.lifetime
+    state.relay = a.relay
     return serve(a.port, make_handler(state), f"fake sts on 127.0.0.1:{a.port}")
 
 

@@ -86,8 +86,9 @@ class Broker:
         self._log = open(self.log_path, "ab")
         self.argv = [str(provisioner_bin), "serve", "--config", str(config),
                      "--socket", str(self.socket), "--state", str(self.state), *extra_args]
+        self._env = clean_env(base_env)
         self.proc = subprocess.Popen(
-            self.argv, env=clean_env(base_env), stdin=subprocess.DEVNULL,
+            self.argv, env=self._env, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.workdir),
         )
         try:
@@ -145,6 +146,20 @@ class Broker:
         socket peer had uid `caller_uid`."""
         return [r for r in self.records()
                 if r.get("user") == user and (r.get("caller") or {}).get("uid") == caller_uid]
+
+    def kill9_and_restart(self, pause=0.5):
+        """SIGKILL, a pause, and the same command again (the state directory is kept).
+        Returns the time of the kill."""
+        self.proc.kill()
+        self.proc.wait()
+        killed = time.time()
+        time.sleep(pause)
+        self.proc = subprocess.Popen(
+            self.argv, env=self._env, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.workdir),
+        )
+        self._wait_ready()
+        return killed
 
     def stop(self):
         if self.proc.poll() is None:
