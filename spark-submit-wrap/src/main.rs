@@ -47,7 +47,7 @@ use provisioner_core::exit;
 use spark_submit_wrap::args::Parsed;
 use spark_submit_wrap::identity::{self, Identity};
 use spark_submit_wrap::plan::{self, Launch, final_args};
-use spark_submit_wrap::{explain, find, propsfile};
+use spark_submit_wrap::{endpoint, explain, find, inject, propsfile};
 
 const NAME: &str = "spark-submit-wrap";
 
@@ -159,6 +159,7 @@ fn pass_through(parsed: &Parsed, real: Result<PathBuf, find::FindError>, pid: u3
             conf: None,
             cli_overrides: Vec::new(),
             env: explain::redact_env(env.vars()),
+            credentials_endpoint: None,
             warnings: Vec::new(),
         };
         println!(
@@ -192,8 +193,17 @@ fn guarded_env(pid: u32) -> Vec<(OsString, OsString)> {
     vars
 }
 
-/// The scoped process environment for spark-submit (and, in client mode, the driver).
+/// The scoped process environment for spark-submit (and, in client mode, the driver):
+/// the endpoint's variables with endpoint delivery, else the credentials'.
 fn child_env(identity: &Identity, pid: u32) -> ChildEnv {
+    if let Some(e) = &identity.endpoint {
+        return ChildEnv::from_vars(endpoint::child_env(
+            guarded_env(pid),
+            &identity.decision,
+            e,
+            identity.region.as_deref(),
+        ));
+    }
     let region = identity.region.clone().unwrap_or_default();
     ChildEnv::for_launch(
         guarded_env(pid),
@@ -243,6 +253,12 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> i32 {
             .map(|i| i.cli.iter().map(|(k, _)| k.clone()).collect())
             .unwrap_or_default(),
         env: explain::redact_env(child_env(&l.identity, std::process::id()).vars()),
+        credentials_endpoint: l.identity.endpoint.as_ref().map(|e| {
+            explain::endpoint_summary(
+                e,
+                inject::needs_remote_endpoint(l.deploy, e.remote.is_some()),
+            )
+        }),
         warnings: l.warnings.clone(),
     };
     println!(
