@@ -10,11 +10,19 @@
 //! | [`peer`] | the socket peer (uid, gid, pid), login names, groups, process identity |
 //! | [`cache`] | credentials shared per identical decision, one STS call per burst |
 //! | [`store`] | the sessions served, in SQLite (token hashes, never secrets) |
+//! | [`sessions`] | live endpoint sessions in memory and the refresh timing |
+//! | [`endpoint`] | the container-credentials endpoint (loopback HTTP) |
+//! | [`tcp_peer`] | the uid owning a loopback TCP connection's client end |
+//! | [`refresh`] | the refresh scheduler (the only STS caller for live sessions) and the end of sessions |
 //!
 //! The broker never hands anyone its own base credentials: the default tier and
 //! ADMIN_BYPASS deliver nothing.
 
 pub mod cache;
+pub mod endpoint;
 pub mod peer;
+pub mod refresh;
 pub mod server;
+pub mod sessions;
 pub mod store;
+pub mod tcp_peer;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +27,7 @@ use provisioner_core::context::LaunchContext;
 use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{AssumeRolePlan, Decision, Plan, Refusal, resolve};
 use provisioner_core::mint::{StsOptions, obtain_with};
-use provisioner_core::model::{DecisionLog, Platform};
+use provisioner_core::model::{CredentialDelivery, DecisionLog, Platform, ServiceAccountIdentity};
 use provisioner_core::record::{CallerRecord, DecisionRecord};
 use provisioner_core::{exit, load};
 use sha2::{Digest, Sha256};
@@ -35,7 +36,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cache::{Coalescer, Source};
+use crate::endpoint::{self, EndpointStats};
 use crate::peer::{self, PeerCred};
+use crate::sessions::{LiveSession, Registry, Served};
 use crate::store::{Session, Store, now_secs};
 
 /// How long a client has to send its whole request.
@@ -58,6 +61,9 @@ pub struct ServeOptions {
     pub pod_user: Option<String>,
     /// STS knobs without a setting; base credentials from the standard AWS chain.
     pub sts: StsOptions,
+    /// `--endpoint`: the loopback address of the credentials endpoint when the service
+    /// manager does not hand one over (socket activation wins).
+    pub endpoint: Option<SocketAddr>,
 }
 
 /// Credentials minted for one decision, shared by every identical decision.
@@ -71,17 +77,27 @@ struct Minted {
     notes: Vec<String>,
     /// The decided tier was minted as decided (no fall-back, credentials present).
     clean: bool,
+    /// When STS answered: with the returned expiry, the credentials' real lifetime.
+    minted_at: SystemTime,
 }
 
 pub struct Broker {
-    platform: RwLock<Arc<Platform>>,
+    pub(crate) platform: RwLock<Arc<Platform>>,
     config: PathBuf,
-    store: Store,
+    pub(crate) store: Store,
     cache: Coalescer<Minted>,
     connections: Mutex<HashMap<u32, u32>>,
     sts: StsOptions,
     pod_user: Option<String>,
     in_flight: AtomicUsize,
+    /// Endpoint sessions in memory (what the endpoint serves).
+    pub(crate) sessions: Arc<Registry>,
+    /// Where the credentials endpoint listens; None: no endpoint, keys in the
+    /// environment.
+    pub(crate) endpoint_addr: Option<SocketAddr>,
+    pub(crate) endpoint_stats: Arc<EndpointStats>,
+    /// Bounds concurrent re-mints (a restart re-mints every session).
+    pub(crate) mint_permits: tokio::sync::Semaphore,
     /// AssumeRole and static-key mints performed (for the log and the tests).
     pub mints: AtomicUsize,
 }
@@ -106,10 +122,55 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn load_platform(path: &Path) -> Result<Platform, String> {
+fn load_platform(path: &Path, endpoint: bool) -> Result<Platform, String> {
     let mut p = load::load_file(path, &env_lookup).map_err(|e| e.to_string())?;
     p.settings.brokered = true;
+    if endpoint && p.settings.credential_delivery == CredentialDelivery::Endpoint {
+        // Served credentials live credential_lifetime_seconds at most: that bounds how
+        // long a removed user keeps what was already served (README, "Revocation").
+        let cap = p.settings.credential_lifetime_seconds;
+        p.settings.session_policy_duration = p.settings.session_policy_duration.min(cap);
+        for sa in p.service_accounts.values_mut() {
+            if let ServiceAccountIdentity::Role {
+                duration_seconds, ..
+            } = &mut sa.identity
+            {
+                *duration_seconds = (*duration_seconds).min(cap);
+            }
+        }
+    }
     Ok(p)
+}
+
+/// The endpoint's listener: the one systemd passed (socket activation, `LISTEN_FDS`),
+/// else a bind of `--endpoint`, else none. Only loopback addresses are accepted.
+fn endpoint_listener(opt: Option<SocketAddr>) -> Result<Option<std::net::TcpListener>, String> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let activated = fds
+        .take_tcp_listener(0)
+        .map_err(|e| format!("the socket passed by the service manager is not a TCP listener ({e}); fix the ListenStream= line of provisioner-broker.socket"))?;
+    let (listener, how) = match (activated, opt) {
+        (Some(l), _) => (l, "socket activation"),
+        (None, Some(addr)) => (
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on --endpoint {addr}: {e}; pick a free loopback port, or use socket activation (README, \"Credentials endpoint\")")
+            })?,
+            "--endpoint",
+        ),
+        (None, None) => return Ok(None),
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the endpoint's listener has no address: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "the credentials endpoint ({how}) is on {addr}, not on loopback; fix: listen on 127.0.0.1"
+        ));
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the endpoint's listener: {e}"))?;
+    Ok(Some(listener))
 }
 
 fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
@@ -121,7 +182,10 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
             )
         })?;
     }
-    let platform = load_platform(&opts.config).map_err(|e| (exit::CONFIG, e))?;
+    let listener = endpoint_listener(opts.endpoint).map_err(|e| (exit::CONFIG, e))?;
+    let endpoint_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let platform =
+        load_platform(&opts.config, endpoint_addr.is_some()).map_err(|e| (exit::CONFIG, e))?;
     check_socket_dir(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
     let store = Store::open(opts.state.as_deref()).map_err(|e| (exit::CONFIG, e.0))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -139,8 +203,12 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
         pod_user: opts.pod_user.clone(),
         in_flight: AtomicUsize::new(0),
         mints: AtomicUsize::new(0),
+        sessions: Arc::new(Registry::default()),
+        endpoint_addr,
+        endpoint_stats: Arc::new(EndpointStats::default()),
+        mint_permits: tokio::sync::Semaphore::new(16),
     });
-    let code = runtime.block_on(serve(Arc::clone(&broker), &opts))?;
+    let code = runtime.block_on(serve(Arc::clone(&broker), &opts, listener))?;
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("stopped; socket {} removed", opts.socket.display());
     Ok(code)
@@ -211,7 +279,11 @@ fn bind(socket: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     Ok(l)
 }
 
-async fn serve(broker: Arc<Broker>, opts: &ServeOptions) -> Result<i32, (i32, String)> {
+async fn serve(
+    broker: Arc<Broker>,
+    opts: &ServeOptions,
+    endpoint_listener: Option<std::net::TcpListener>,
+) -> Result<i32, (i32, String)> {
     // Signals first: once the socket exists, a SIGTERM must find the handler.
     let (mut hup, mut term, mut int) = match (
         signal(SignalKind::hangup()),
@@ -246,6 +318,41 @@ async fn serve(broker: Arc<Broker>, opts: &ServeOptions) -> Result<i32, (i32, St
         live.0,
         live.1
     );
+    match endpoint_listener {
+        Some(l) => {
+            let l = tokio::net::TcpListener::from_std(l).map_err(|e| {
+                (
+                    exit::CONFIG,
+                    format!("cannot use the endpoint's listener: {e}"),
+                )
+            })?;
+            let delivery = broker.platform().settings.credential_delivery;
+            tracing::info!(
+                "credentials endpoint on http://{}{}; credential_delivery {}",
+                broker
+                    .endpoint_addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                endpoint::PATH_PREFIX,
+                delivery.as_str()
+            );
+            tokio::spawn(endpoint::serve(
+                l,
+                Arc::clone(&broker.sessions),
+                Arc::clone(&broker.endpoint_stats),
+            ));
+            let restored = broker.restore_sessions().await;
+            if restored > 0 {
+                tracing::info!(
+                    "{restored} endpoint sessions restored; minting their credentials again"
+                );
+            }
+            tokio::spawn(Arc::clone(&broker).watch_processes());
+        }
+        None => tracing::info!(
+            "no credentials endpoint (neither socket activation nor --endpoint): credentials are delivered in the environment and expire with it"
+        ),
+    }
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
@@ -320,17 +427,35 @@ impl Broker {
         Arc::clone(&self.platform.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    pub(crate) fn platform_now(&self) -> Arc<Platform> {
+        self.platform()
+    }
+
+    /// Endpoint delivery applies to launches now.
+    pub(crate) fn endpoint_delivery(&self, platform: &Platform) -> bool {
+        self.endpoint_addr.is_some()
+            && platform.settings.credential_delivery == CredentialDelivery::Endpoint
+    }
+
     fn reload(&self) {
-        match load_platform(&self.config) {
+        match load_platform(&self.config, self.endpoint_addr.is_some()) {
             Ok(p) => {
                 let p = Arc::new(p);
                 let dropped = self.cache.retain(|key, m| {
                     cache_key_of(&resolve(&p, &m.exemplar, &[])).as_deref() == Some(key)
                 });
                 *self.platform.write().unwrap_or_else(|e| e.into_inner()) = p;
+                // Every endpoint session re-resolves now; those whose decision changed
+                // mint again (or stop being served) without waiting for their refresh.
+                let sessions = self.sessions.all();
+                for s in &sessions {
+                    s.recheck.store(true, Ordering::SeqCst);
+                    s.wake.notify_one();
+                }
                 tracing::info!(
-                    "SIGHUP: reloaded {}; {dropped} cached credentials dropped because their decision changed",
-                    self.config.display()
+                    "SIGHUP: reloaded {}; {dropped} cached credentials dropped because their decision changed; {} endpoint sessions re-checked",
+                    self.config.display(),
+                    sessions.len()
                 );
             }
             Err(e) => tracing::warn!("SIGHUP: {e}; keeping the platform file loaded before"),
@@ -414,41 +539,22 @@ impl Broker {
         log_decision(cred, &line, started, delivered);
     }
 
-    async fn answer(&self, cred: PeerCred, req: Request, started: Instant) -> (Answer, LogLine) {
+    async fn answer(
+        self: &Arc<Self>,
+        cred: PeerCred,
+        req: Request,
+        started: Instant,
+    ) -> (Answer, LogLine) {
         let platform = self.platform();
         let mut line = LogLine {
             claimed: req.context.user.clone(),
             ..LogLine::default()
         };
-        // User-database lookups may block on NSS.
-        let p = Arc::clone(&platform);
-        let claimed = req.context.user.clone();
-        let pod_login = self
-            .pod_user
-            .as_ref()
-            .map(|u| access::unix_user_of(&platform, u));
-        let looked_up = tokio::task::spawn_blocking(move || {
-            // In a pod every container shares uids with other pods: the pod's user is
-            // the one the spawner named, not whatever the uid's passwd entry says.
-            let login = pod_login.or_else(|| peer::login_name(cred.uid));
-            let groups = match (&claimed, &login) {
-                (Some(c), Some(l)) if access::platform_user_of(&p, l) != *c => {
-                    peer::groups_of(&access::unix_user_of(&p, c))
-                }
-                _ => Vec::new(),
-            };
-            (login, groups)
-        })
-        .await;
-        let (login, groups) = looked_up.unwrap_or((None, Vec::new()));
+        let (login, authorized) = self
+            .authorize_peer(&platform, cred.uid, req.context.user.clone())
+            .await;
         line.login = login.clone();
-        let auth = match access::authorize(
-            &platform,
-            login.as_deref(),
-            cred.uid,
-            req.context.user.as_deref(),
-            &groups,
-        ) {
+        let auth = match authorized {
             Ok(a) => a,
             Err(d) => {
                 line.outcome = "refused";
@@ -513,9 +619,42 @@ impl Broker {
         }
     }
 
+    /// Who the peer uid is and whether it may launch for `claimed`. Used at launch and
+    /// again at every refresh (a proxy user taken off the list stops being served).
+    pub(crate) async fn authorize_peer(
+        &self,
+        platform: &Arc<Platform>,
+        uid: u32,
+        claimed: Option<String>,
+    ) -> (Option<String>, Result<Authorized, access::Denied>) {
+        // User-database lookups may block on NSS.
+        let p = Arc::clone(platform);
+        let c = claimed.clone();
+        let pod_login = self
+            .pod_user
+            .as_ref()
+            .map(|u| access::unix_user_of(platform, u));
+        let looked_up = tokio::task::spawn_blocking(move || {
+            // In a pod every container shares uids with other pods: the pod's user is
+            // the one the spawner named, not whatever the uid's passwd entry says.
+            let login = pod_login.or_else(|| peer::login_name(uid));
+            let groups = match (&c, &login) {
+                (Some(c), Some(l)) if access::platform_user_of(&p, l) != *c => {
+                    peer::groups_of(&access::unix_user_of(&p, c))
+                }
+                _ => Vec::new(),
+            };
+            (login, groups)
+        })
+        .await;
+        let (login, groups) = looked_up.unwrap_or((None, Vec::new()));
+        let auth = access::authorize(platform, login.as_deref(), uid, claimed.as_deref(), &groups);
+        (login, auth)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn launch(
-        &self,
+        self: &Arc<Self>,
         platform: &Arc<Platform>,
         cred: PeerCred,
         ctx: LaunchContext,
@@ -569,56 +708,37 @@ impl Broker {
         };
 
         let d0 = resolve(platform, &ctx, &[]);
-        let (decision, credentials, source) = match &d0.plan {
-            Plan::Refused(_) | Plan::Ambient => (d0, None, "none"),
-            Plan::StaticKeys(_) => {
-                let m = self.mint(platform, &ctx).await;
-                (m.decision, m.credentials, "static")
+        let endpoint_mode = self.endpoint_delivery(platform);
+        let (decision, credentials, source, minted_at) =
+            self.obtain(platform, &ctx, d0, endpoint_mode).await;
+        let (token, token_hash) = new_token();
+        let session_id = token_hash[..16].to_string();
+        // Endpoint delivery: role credentials only (static keys do not expire and go
+        // into the environment as before).
+        let endpoint_addr = match (&decision.plan, &credentials) {
+            (Plan::AssumeRole(_), Some(c)) if endpoint_mode && c.expiration.is_some() => {
+                self.endpoint_addr
             }
-            Plan::AssumeRole(_) => {
-                let key = cache_key_of(&d0).unwrap_or_default();
-                let min = u64::from(platform.settings.broker_min_remaining_seconds);
-                let (m, src) = self
-                    .cache
-                    .get(
-                        &key,
-                        |m| fresh(m, min),
-                        |m| m.clean && fresh(m, min),
-                        || self.mint_shared(platform, &ctx, &d0),
-                    )
-                    .await;
-                match (m.clean, src) {
-                    (true, _) => {
-                        let mut d = d0.clone();
-                        if let (Plan::AssumeRole(p), Plan::AssumeRole(minted)) =
-                            (&mut d.plan, &m.decision.plan)
-                        {
-                            p.duration_seconds = minted.duration_seconds;
-                        }
-                        d.warnings.extend(m.notes.iter().cloned());
-                        let s = match src {
-                            Source::Hit => "cache",
-                            Source::Fetched => "sts",
-                            Source::Joined => "coalesced",
-                        };
-                        (d, m.credentials.clone(), s)
-                    }
-                    // This caller's own fetch fell back: its result is for this context.
-                    (false, Source::Fetched) => (m.decision.clone(), m.credentials.clone(), "sts"),
-                    // Another context's fall-back: resolve this one on its own.
-                    (false, _) => {
-                        let m = self.mint(platform, &ctx).await;
-                        (m.decision, m.credentials, "sts")
-                    }
-                }
-            }
+            _ => None,
         };
         line.tier = Some(decision.tier.as_str());
         line.source = Some(source);
         let mut record = DecisionRecord::new(&decision);
-        record.caller = Some(caller);
+        record.caller = Some(caller.clone());
         record.expiration = credentials.as_ref().and_then(|c| c.expiration_rfc3339());
         record.elapsed_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        if credentials.is_some() && decision.refusal().is_none() {
+            record.delivery = Some(
+                if endpoint_addr.is_some() {
+                    "endpoint"
+                } else {
+                    "environment"
+                }
+                .into(),
+            );
+            record.session = Some(session_id.clone());
+            record.event = Some("launch".into());
+        }
         let record_value = serde_json::to_value(&record).unwrap_or_default();
         line.record = Some(record.to_line());
         if let DecisionLog::File(_) = &platform.settings.decision_log
@@ -639,10 +759,8 @@ impl Broker {
             (Plan::AssumeRole(_) | Plan::StaticKeys(_), Some(c)) => Some(c),
             _ => None,
         };
-        let (token, token_hash) = new_token();
-        let session_id = token_hash[..16].to_string();
         let session = Session {
-            token_sha256: token_hash,
+            token_sha256: token_hash.clone(),
             created_at: now_secs(),
             ended_at: None,
             end_reason: None,
@@ -661,6 +779,7 @@ impl Broker {
             cache_key: cache_key_of(&decision),
             expiration: record.expiration.clone(),
             record: record.to_line(),
+            delivery: record.delivery.clone(),
         };
         if let Err(e) = tokio::task::block_in_place(|| self.store.insert(&session)) {
             tracing::error!("{e}");
@@ -670,10 +789,37 @@ impl Broker {
         line.outcome = "granted";
         line.session = Some(session_id.clone());
         let ticket = SessionTicket {
-            id: session_id,
-            token,
+            id: session_id.clone(),
+            token: token.clone(),
         };
         let region = credentials.as_ref().map(|_| platform.aws.region.clone());
+        if let (Some(addr), Some(c)) = (endpoint_addr, &credentials) {
+            let live = Arc::new(LiveSession::new(
+                session_id.clone(),
+                hash_bytes(&token_hash),
+                (cred.uid, cred.gid),
+                cred.pid,
+                start_time,
+                self.store.boot_id().to_string(),
+                ctx.clone(),
+                auth.claimed_user.clone(),
+                session.created_at + i64::from(platform.settings.max_session_seconds),
+                Served::Ready {
+                    credentials: c.clone(),
+                    minted_at: minted_at.unwrap_or_else(SystemTime::now),
+                    key: cache_key_of(&decision),
+                },
+            ));
+            self.sessions.insert(Arc::clone(&live));
+            self.spawn_refresher(live);
+            let mut a = ok_answer(Some(record_value), None, region, Some(ticket));
+            a.delivery = Delivery::Endpoint;
+            a.endpoint = Some(protocol::EndpointGrant {
+                url: endpoint::session_url(addr, &session_id),
+                token,
+            });
+            return (a, line);
+        }
         let wire = credentials.map(|c| WireCredentials {
             expiration: c.expiration_rfc3339(),
             access_key_id: c.access_key_id,
@@ -686,6 +832,79 @@ impl Broker {
         )
     }
 
+    /// Credentials for a context whose first resolution is `d0`: from the cache, one
+    /// coalesced STS call, or the fall-back the decision tables pick. Returns the
+    /// decision as minted, the credentials, where they came from, and when they were
+    /// minted. `endpoint` asks for credentials fresh enough for the refresh scheduler.
+    pub(crate) async fn obtain(
+        &self,
+        platform: &Arc<Platform>,
+        ctx: &LaunchContext,
+        d0: Decision,
+        endpoint: bool,
+    ) -> (
+        Decision,
+        Option<Credentials>,
+        &'static str,
+        Option<SystemTime>,
+    ) {
+        match &d0.plan {
+            Plan::Refused(_) | Plan::Ambient => (d0, None, "none", None),
+            Plan::StaticKeys(_) => {
+                let m = self.mint(platform, ctx).await;
+                (m.decision, m.credentials, "static", Some(SystemTime::now()))
+            }
+            Plan::AssumeRole(_) => {
+                let key = cache_key_of(&d0).unwrap_or_default();
+                let min = u64::from(platform.settings.broker_min_remaining_seconds);
+                let good = |m: &Minted| {
+                    if endpoint {
+                        fresh_for_endpoint(m)
+                    } else {
+                        fresh(m, min)
+                    }
+                };
+                let (m, src) = self
+                    .cache
+                    .get(
+                        &key,
+                        good,
+                        |m| m.clean && good(m),
+                        || self.mint_shared(platform, ctx, &d0),
+                    )
+                    .await;
+                match (m.clean, src) {
+                    (true, _) => {
+                        let mut d = d0.clone();
+                        if let (Plan::AssumeRole(p), Plan::AssumeRole(minted)) =
+                            (&mut d.plan, &m.decision.plan)
+                        {
+                            p.duration_seconds = minted.duration_seconds;
+                        }
+                        d.warnings.extend(m.notes.iter().cloned());
+                        let s = match src {
+                            Source::Hit => "cache",
+                            Source::Fetched => "sts",
+                            Source::Joined => "coalesced",
+                        };
+                        (d, m.credentials.clone(), s, Some(m.minted_at))
+                    }
+                    // This caller's own fetch fell back: its result is for this context.
+                    (false, Source::Fetched) => (
+                        m.decision.clone(),
+                        m.credentials.clone(),
+                        "sts",
+                        Some(m.minted_at),
+                    ),
+                    // Another context's fall-back: resolve this one on its own.
+                    (false, _) => {
+                        let m = self.mint(platform, ctx).await;
+                        (m.decision, m.credentials, "sts", Some(SystemTime::now()))
+                    }
+                }
+            }
+        }
+    }
     /// Mints for a context on a blocking thread (the STS client has its own runtime).
     async fn mint(
         &self,
@@ -735,6 +954,7 @@ impl Broker {
             exemplar: ctx.clone(),
             notes,
             clean,
+            minted_at: SystemTime::now(),
         }
     }
 }
@@ -746,6 +966,29 @@ fn fresh(m: &Minted, min: u64) -> bool {
         .and_then(|c| c.expiration)
         .and_then(|e| e.duration_since(SystemTime::now()).ok())
         .is_some_and(|left| left.as_secs() >= min)
+}
+
+/// Whether cached credentials are fresh enough to start or refresh an endpoint
+/// session: they will not need a refresh of their own before it would.
+fn fresh_for_endpoint(m: &Minted) -> bool {
+    m.credentials.as_ref().is_some_and(|c| {
+        let lifetime = c
+            .expiration
+            .and_then(|e| e.duration_since(m.minted_at).ok())
+            .unwrap_or_default();
+        crate::sessions::fresh_for_refresh(c, lifetime)
+    })
+}
+
+/// The token hash as bytes (the store keeps it as hex).
+pub(crate) fn hash_bytes(hex_hash: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(v) = hex::decode(hex_hash)
+        && v.len() == 32
+    {
+        out.copy_from_slice(&v);
+    }
+    out
 }
 
 /// The hash of everything that shapes an AssumeRole's credentials; None when the
@@ -809,6 +1052,7 @@ fn ok_answer(
         credentials,
         region,
         session,
+        endpoint: None,
         error: None,
     }
 }

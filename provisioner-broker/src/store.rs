@@ -47,6 +47,8 @@ pub struct Session {
     pub expiration: Option<String>,
     /// The decision record (JSON).
     pub record: String,
+    /// `environment` or `endpoint` (null in databases written before endpoint delivery).
+    pub delivery: Option<String>,
 }
 
 /// The store; one connection behind a mutex (statements are short).
@@ -125,6 +127,13 @@ impl Store {
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Added with endpoint delivery; older databases gain the column.
+        let has_delivery: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'delivery'")?
+            .exists([])?;
+        if !has_delivery {
+            conn.execute_batch("ALTER TABLE sessions ADD COLUMN delivery TEXT")?;
+        }
         Ok(Store {
             conn: Mutex::new(conn),
             path,
@@ -149,8 +158,8 @@ impl Store {
         self.conn().execute(
             "INSERT INTO sessions (token_sha256, created_at, ended_at, end_reason, peer_uid, peer_gid,
                 pid, pid_start_time, boot_id, authenticated_user, claimed_user, user, flow, workspace,
-                runtime_template, tier, cache_key, expiration, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                runtime_template, tier, cache_key, expiration, record, delivery)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 s.token_sha256,
                 s.created_at,
@@ -171,6 +180,7 @@ impl Store {
                 s.cache_key,
                 s.expiration,
                 s.record,
+                s.delivery,
             ],
         )?;
         Ok(())
@@ -193,7 +203,7 @@ impl Store {
         let mut st = conn.prepare(&format!(
             "SELECT token_sha256, created_at, ended_at, end_reason, peer_uid, peer_gid, pid,
                 pid_start_time, boot_id, authenticated_user, claimed_user, user, flow, workspace,
-                runtime_template, tier, cache_key, expiration, record FROM sessions {tail}"
+                runtime_template, tier, cache_key, expiration, record, delivery FROM sessions {tail}"
         ))?;
         let rows = st.query_map(p, |r| {
             Ok(Session {
@@ -216,6 +226,7 @@ impl Store {
                 cache_key: r.get(16)?,
                 expiration: r.get(17)?,
                 record: r.get(18)?,
+                delivery: r.get(19)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -251,6 +262,15 @@ impl Store {
             }
         }
         Ok(ended)
+    }
+
+    /// Ends one session (if still live) with a reason; true when it was live.
+    pub fn end(&self, token_sha256: &str, reason: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET ended_at = ?1, end_reason = ?2 WHERE token_sha256 = ?3 AND ended_at IS NULL",
+            params![now_secs(), reason, token_sha256],
+        )?;
+        Ok(n > 0)
     }
 
     /// Live sessions of a uid (after ending those whose process is gone).
@@ -359,6 +379,7 @@ mod tests {
             cache_key: Some("k".into()),
             expiration: None,
             record: "{}".into(),
+            delivery: Some("endpoint".into()),
         }
     }
 
@@ -395,6 +416,10 @@ mod tests {
         assert_eq!(gone.end_reason.as_deref(), Some("machine rebooted"));
         let gone = s.get("reused-pid").unwrap().unwrap();
         assert_eq!(gone.end_reason.as_deref(), Some("process exited"));
+        assert_eq!(live[0].delivery.as_deref(), Some("endpoint"));
+        assert!(s.end("live", "maximum session lifetime reached").unwrap());
+        assert!(!s.end("live", "again").unwrap());
+        assert!(s.live().unwrap().is_empty());
     }
 
     #[test]

@@ -94,6 +94,43 @@ impl ChildEnv {
         env
     }
 
+    /// The child's environment for endpoint delivery (README.md, "Long-running kernels
+    /// and jobs"): no keys, the SDKs fetch and refresh them from the broker.
+    ///
+    /// Every credential source is removed as with keys (rule 1 of the module docs), and
+    /// so is every other `AWS_CONTAINER_*` entry; then
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` (the endpoint's URL),
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (`token_file`, written by
+    /// [`crate::container::write_token_file`]), `AWS_REGION`, `AWS_DEFAULT_REGION`,
+    /// `AWS_EC2_METADATA_DISABLED=true` and the marker (tier and user, no expiry: the
+    /// credentials are renewed behind it) are appended in that order. The token itself
+    /// is never put in the environment (the Java SDK would prefer the variable to the
+    /// file, and the file can be read afresh).
+    pub fn for_endpoint(
+        parent: Vec<(OsString, OsString)>,
+        decision: &Decision,
+        url: &str,
+        token_file: &std::path::Path,
+        region: &str,
+    ) -> ChildEnv {
+        let mut env = ChildEnv { vars: parent };
+        env.remove_credential_sources();
+        env.vars.retain(|(k, _)| {
+            !k.as_encoded_bytes()
+                .starts_with(crate::container::PREFIX.as_bytes())
+        });
+        env.push(crate::container::FULL_URI, url);
+        env.vars.push((
+            crate::container::TOKEN_FILE.into(),
+            token_file.as_os_str().to_owned(),
+        ));
+        env.push(crate::credentials::AWS_REGION, region);
+        env.push(crate::credentials::AWS_DEFAULT_REGION, region);
+        env.push(AWS_EC2_METADATA_DISABLED, "true");
+        env.push(MARKER, &Marker::for_launch(decision, None).to_string());
+        env
+    }
+
     /// An environment taken as is (for callers that build the list themselves).
     pub fn from_vars(vars: Vec<(OsString, OsString)>) -> ChildEnv {
         ChildEnv { vars }
@@ -434,6 +471,46 @@ mod tests {
                 owned(&[("HOME", "/h"), ("AWS_EC2_METADATA_DISABLED", "true")])
             );
         }
+    }
+
+    #[test]
+    fn endpoint_delivery_sets_the_endpoint_and_the_token_file_and_no_key() {
+        let parent = vars(&[
+            ("PATH", "/bin"),
+            ("AWS_ACCESS_KEY_ID", "OLD"),
+            ("AWS_SECRET_ACCESS_KEY", "OLD"),
+            ("AWS_SESSION_TOKEN", "OLD"),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://evil/"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "inherited"),
+            ("AWS_CONTAINER_SOMETHING_NEW", "x"),
+            ("AWS_PROFILE", "dev"),
+            ("SYN_PROVISIONED", "tier=default;user=bob"),
+        ]);
+        let env = ChildEnv::for_endpoint(
+            parent,
+            &assume_role(),
+            "http://127.0.0.1:8125/v1/credentials/abc",
+            std::path::Path::new("/run/user/1000/provisioner/abc.token"),
+            "eu-west-1",
+        );
+        assert_eq!(
+            pairs(&env),
+            owned(&[
+                ("PATH", "/bin"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "http://127.0.0.1:8125/v1/credentials/abc"
+                ),
+                (
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                    "/run/user/1000/provisioner/abc.token"
+                ),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("SYN_PROVISIONED", "tier=session_policy;user=alice"),
+            ])
+        );
     }
 
     #[test]

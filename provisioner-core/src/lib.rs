@@ -14,6 +14,7 @@
 //! | [`credentials`] | the `Credentials` type, the `AWS_*` variables a launch sets and removes, RFC 3339 expiry text | none |
 //! | [`marker`] | the `SYN_PROVISIONED` marker a provisioned process carries | none |
 //! | [`mint`] | obtaining credentials for a decision (STS, static keys) | network, files |
+//! | [`container`] | endpoint delivery: the grant, the private token file, loopback URLs | writes one file |
 //! | [`child_env`] | the environment the child program starts with | none |
 //! | [`exec`] | replacing this process with the child | exec |
 //! | [`access`] | who may launch as whom, and with which workspace or runtime template (pure) | none |
@@ -24,6 +25,7 @@
 pub mod access;
 pub mod broker;
 pub mod child_env;
+pub mod container;
 pub mod context;
 pub mod credentials;
 pub mod decision;

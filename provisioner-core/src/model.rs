@@ -83,9 +83,36 @@ pub struct Settings {
     /// authenticated by the broker, and entitlement is strict (a workspace or runtime
     /// template holding a service account must list its users).
     pub brokered: bool,
+    /// `credential_delivery`: how the broker delivers credentials (`endpoint`, the
+    /// default, when it serves a credentials endpoint; else `environment`).
+    pub credential_delivery: CredentialDelivery,
+    /// `credential_lifetime_seconds`: the lifetime the broker asks STS for when it
+    /// delivers through its endpoint; bounds how long a removed user keeps access.
+    pub credential_lifetime_seconds: u32,
+    /// `max_session_seconds`: a broker session (and its refreshes) ends this long after
+    /// its launch even if the process still runs.
+    pub max_session_seconds: u32,
     /// `session_policy_managed`: when the session policy is split into managed session
     /// policies passed as `PolicyArns` (see [`crate::policy::managed`]).
     pub session_policy_managed: ManagedMode,
+}
+
+/// How brokered credentials reach the launched process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialDelivery {
+    /// The broker's container-credentials endpoint; SDKs refresh by themselves.
+    Endpoint,
+    /// Keys written once into the environment; they expire with the credentials.
+    Environment,
+}
+
+impl CredentialDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialDelivery::Endpoint => "endpoint",
+            CredentialDelivery::Environment => "environment",
+        }
+    }
 }
 
 /// When a session-policy launch passes managed session policies (`PolicyArns`).

@@ -46,6 +46,16 @@ pub struct DecisionRecord {
     /// Brokered launches: who the broker authenticated on its socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<CallerRecord>,
+    /// Brokered launches: `environment` or `endpoint`, how the credentials reach the
+    /// process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    /// Brokered launches: the session id (a prefix of the token's hash, never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// `launch`, or `refresh` for the broker's re-mints of a live session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// Text from a fixed set this crate writes. An alias, not `&'static str` written out,
@@ -128,6 +138,9 @@ impl DecisionRecord {
             expiration: None,
             elapsed_ms: None,
             caller: None,
+            delivery: None,
+            session: None,
+            event: None,
         }
     }
 

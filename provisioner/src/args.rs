@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// spawner in the pod spec; see README "Kubernetes").
     #[arg(long, value_name = "ID")]
     pub pod_user: Option<String>,
+    /// Loopback address of the credentials endpoint (e.g. 127.0.0.1:8125) when not
+    /// socket-activated. A port under 1024 keeps other users from taking it while the
+    /// broker restarts (README, "Credentials endpoint").
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub endpoint: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

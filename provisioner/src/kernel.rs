@@ -21,7 +21,7 @@ use provisioner_core::context::{Flow, LaunchContext};
 use provisioner_core::credentials::Credentials;
 use provisioner_core::decision::{Decision, Refusal};
 use provisioner_core::record::DecisionRecord;
-use provisioner_core::{exec, exit, load, mint};
+use provisioner_core::{container, exec, exit, load, mint};
 use refusal_kernel::{self, RefusalNotice};
 
 use crate::args::KernelArgs;
@@ -139,7 +139,34 @@ fn run_brokered(args: &KernelArgs, socket: &std::path::Path) -> i32 {
             // The record as the broker wrote it (it names the authenticated caller),
             // on stderr like embedded mode's default decision_log.
             eprintln!("{}", g.record);
-            exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region)
+            match &g.endpoint {
+                None => exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region),
+                Some(endpoint) => {
+                    // Written as the user, before exec: only the kernel's user can read it.
+                    match container::write_token_file(&endpoint.token, &g.session_id, &env_lookup) {
+                        Ok(token_file) => {
+                            let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+                            let env = ChildEnv::for_endpoint(
+                                parent,
+                                &g.decision,
+                                &endpoint.url,
+                                &token_file,
+                                &g.region,
+                            );
+                            exec_with(&args.argv, &env)
+                        }
+                        Err(e) => {
+                            let n = notice(
+                                "TOKEN_FILE_UNAVAILABLE",
+                                e.problem.clone(),
+                                e.fix.clone(),
+                                exit::CREDENTIALS,
+                            );
+                            refuse(&args.argv, &e.to_string(), n)
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -153,6 +180,11 @@ fn exec_kernel(
 ) -> i32 {
     let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let env = ChildEnv::for_launch(parent, decision, credentials, region);
+    exec_with(argv, &env)
+}
+
+/// Finds and execs the kernel with `env`; returns only on failure.
+fn exec_with(argv: &[OsString], env: &ChildEnv) -> i32 {
     let program = match exec::find_program(&argv[0], env.get("PATH")) {
         Ok(p) => p,
         Err(e) => {
@@ -165,7 +197,7 @@ fn exec_kernel(
             return refuse(argv, &e.to_string(), n);
         }
     };
-    let err = exec::exec(&program, argv, &env);
+    let err = exec::exec(&program, argv, env);
     // Exec failed after credentials were minted: they die with this process, and no
     // child ever saw them.
     let n = notice(

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                 state: a.state,
                 pod_user: a.pod_user,
                 sts: Default::default(),
+                endpoint: a.endpoint,
             })
         }
         Command::Kernelspec { command } => crate::kernelspec::run(command),

@@ -77,6 +77,7 @@ fn granted() -> Answer {
         delivery: Delivery::Environment,
         region: Some("eu-west-1".into()),
         session: None,
+        endpoint: None,
         error: None,
     }
 }

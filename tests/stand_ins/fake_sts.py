@@ -8,10 +8,15 @@ It speaks the real STS Query API wire format (form-encoded POST, XML answers, th
 AWS SDK under test parses its answers exactly as it would parse AWS's. It does not
 check signatures: identity and trust are moto's and radosgw's job in other tests.
 
-Usage: fake_sts.py --port PORT [--mode MODE] [--count N] [--delay S] [--rate R]
+Usage: fake_sts.py --port PORT [--mode MODE] [--count N] [--delay S] [--rate R] [--lifetime S]
+
+With --lifetime S (or "lifetime" in /_control) credentials expire S seconds after they
+are issued whatever DurationSeconds asked for (STS itself never goes below 900 seconds):
+refresh timing can then be watched in seconds instead of hours.
 
 Control while running (loopback only):
-  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...]}
+  POST /_control  {"mode": "...", "count": N, "delay": S, "rate": R, "policies": [ARN, ...],
+                   "lifetime": S}
   GET  /_requests  every request received: action, params (Policy and PolicyArns.member.N.arn
                    included), time
   POST /_reset     clears the request log, sets mode "ok" and forgets the policy list
@@ -66,6 +71,8 @@ class State:
         self.recent = []
         # ARNs of the managed policies "IAM" holds; None accepts any.
         self.policies = None
+        # Seconds issued credentials live; None: DurationSeconds.
+        self.lifetime = None
 
     def take_mode(self):
         """The mode for this AssumeRole, consuming one from `count`."""
@@ -87,10 +94,12 @@ def request_id():
     return f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(6)}"
 
 
-def assume_role_xml(params):
+def assume_role_xml(params, lifetime=None):
     role_arn = params.get("RoleArn", "")
     session = params.get("RoleSessionName", "session")
     duration = int(params.get("DurationSeconds", "3600"))
+    if lifetime is not None:
+        duration = lifetime
     expiration = (datetime.now(timezone.utc) + timedelta(seconds=duration)).strftime("%Y-%m-%dT%H:%M:%SZ")
     role_name = role_arn.rsplit("/", 1)[-1]
     account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
@@ -178,6 +187,8 @@ def make_handler(state):
                     state.rate = float(cue.get("rate", state.rate))
                     if "policies" in cue:
                         state.policies = cue["policies"]
+                    if "lifetime" in cue:
+                        state.lifetime = cue["lifetime"]
                 return self.send_body(200, "{}", "application/json")
             if self.path == "/_reset":
                 with state.lock:
@@ -214,11 +225,12 @@ def make_handler(state):
                 return self.send_body(status, error_xml(kind, code, message))
             with state.lock:
                 known = state.policies
+                lifetime = state.lifetime
             missing = [arn for arn in policy_arns(params) if known is not None and arn not in known]
             if missing:
                 return self.send_body(400, error_xml(
                     "Sender", "MalformedPolicyDocument", f"Policy {missing[0]} does not exist or is not attachable."))
-            return self.send_body(200, assume_role_xml(params))
+            return self.send_body(200, assume_role_xml(params, lifetime))
 
     return Handler
 
@@ -230,8 +242,10 @@ def main():
     ap.add_argument("--count", type=int)
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--lifetime", type=int)
     a = ap.parse_args()
     state = State(a.mode, a.count, a.delay, a.rate)
+    state.lifetime = a.lifetime
     server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(state))
     server.daemon_threads = True
     server.request_queue_size = 512

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::protocol::{
     self, Answer, Delivery, MAX_ANSWER_BYTES, Op, Request, VERSION, WireContext,
 };
+use crate::container::{EndpointGrant, check_endpoint_url};
 use crate::context::{ContextError, ContextFlags, Flow, LaunchContext};
 use crate::credentials::Credentials;
 use crate::decision::{Decision, Plan, Tier};
@@ -57,6 +58,12 @@ pub struct Granted {
     /// plan is `Ambient` for the default tier). The full record is in `record`.
     pub decision: Decision,
     pub credentials: Option<Credentials>,
+    /// Endpoint delivery (`credentials` is then None): the child fetches from here.
+    /// Pass it to [`crate::container::write_token_file`] and
+    /// [`crate::child_env::ChildEnv::for_endpoint`].
+    pub endpoint: Option<EndpointGrant>,
+    /// The session id (names the token file); empty when the broker sent none.
+    pub session_id: String,
     pub region: String,
     pub record: serde_json::Value,
 }
@@ -240,8 +247,20 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
     let flow: Flow = text("flow")
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| bad("a record without a known flow"))?;
+    let mut endpoint = None;
     let credentials = match (answer.delivery, answer.credentials, tier) {
         (Delivery::None, None, Tier::Default) => None,
+        (Delivery::Endpoint, None, t) if t != Tier::Default => {
+            let e = answer
+                .endpoint
+                .ok_or_else(|| bad("endpoint delivery without an endpoint"))?;
+            check_endpoint_url(&e.url).map_err(|_| bad("an endpoint that is not on loopback"))?;
+            if e.token.is_empty() || e.token.bytes().any(|b| !b.is_ascii_graphic()) {
+                return Err(bad("an unusable session token"));
+            }
+            endpoint = Some(e);
+            None
+        }
         (Delivery::Environment, Some(c), t) if t != Tier::Default => {
             let expiration = match &c.expiration {
                 None => None,
@@ -263,8 +282,8 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
         (_, _, Tier::Default) => return Err(bad("credentials with the default tier")),
         _ => return Err(bad("a minting tier without credentials")),
     };
-    let region = match (&credentials, answer.region) {
-        (Some(_), None) => return Err(bad("credentials without a region")),
+    let region = match (credentials.is_some() || endpoint.is_some(), answer.region) {
+        (true, None) => return Err(bad("credentials without a region")),
         (_, r) => r.unwrap_or_default(),
     };
     let context = LaunchContext {
@@ -282,9 +301,20 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
         warnings: Vec::new(),
         plan: Plan::Ambient,
     };
+    let session_id = answer.session.map(|s| s.id).unwrap_or_default();
+    if endpoint.is_some()
+        && (session_id.is_empty()
+            || !session_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(bad("endpoint delivery without a usable session id"));
+    }
     Ok(Granted {
         decision,
         credentials,
+        endpoint,
+        session_id,
         region,
         record,
     })
@@ -318,7 +348,54 @@ mod tests {
             delivery,
             region: Some("us-east-1".into()),
             session: None,
+            endpoint: None,
             error: None,
+        }
+    }
+
+    fn endpoint_answer(url: &str, session: Option<&str>) -> Answer {
+        let mut a = answer("session_policy", None, Delivery::Endpoint);
+        a.endpoint = Some(EndpointGrant {
+            url: url.into(),
+            token: "0123abcd".into(),
+        });
+        a.session = session.map(|id| crate::broker::protocol::SessionTicket {
+            id: id.into(),
+            token: "0123abcd".into(),
+        });
+        a
+    }
+
+    #[test]
+    fn endpoint_answers_carry_the_grant_and_fail_closed_when_odd() {
+        let g = granted(endpoint_answer(
+            "http://127.0.0.1:8125/v1/credentials/abc",
+            Some("abc"),
+        ))
+        .unwrap();
+        assert!(g.credentials.is_none());
+        assert_eq!(g.session_id, "abc");
+        assert_eq!(
+            g.endpoint.unwrap().url,
+            "http://127.0.0.1:8125/v1/credentials/abc"
+        );
+        let mut off_host = endpoint_answer("http://10.1.1.1:80/x", Some("abc"));
+        let mut no_endpoint = endpoint_answer("http://127.0.0.1:1/x", Some("abc"));
+        no_endpoint.endpoint = None;
+        let mut default_tier = endpoint_answer("http://127.0.0.1:1/x", Some("abc"));
+        default_tier.record = Some(json!({"tier": "default", "user": "alice", "flow": "notebook"}));
+        let mut with_keys = endpoint_answer("http://127.0.0.1:1/x", Some("abc"));
+        with_keys.credentials = Some(creds());
+        off_host.region = Some("us-east-1".into());
+        for a in [
+            off_host,
+            no_endpoint,
+            default_tier,
+            with_keys,
+            endpoint_answer("http://127.0.0.1:1/x", None),
+            endpoint_answer("http://127.0.0.1:1/x", Some("../x")),
+        ] {
+            assert_eq!(granted(a).unwrap_err().code, "BAD_ANSWER");
         }
     }
 

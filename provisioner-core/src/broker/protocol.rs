@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::container::EndpointGrant;
 use crate::context::Flow;
 
 /// The protocol version this build speaks.
@@ -76,6 +77,10 @@ pub enum Delivery {
     None,
     /// The keys in `credentials` go into the child's environment.
     Environment,
+    /// No keys: `endpoint` names the broker's container-credentials endpoint and the
+    /// session's token, and the child's SDKs fetch (and refresh) from there. Launchers
+    /// of a release without this value cannot read the answer and refuse the launch.
+    Endpoint,
 }
 
 /// Credentials in an answer. `Debug` never shows the secret parts.
@@ -156,6 +161,10 @@ pub struct Answer {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionTicket>,
+    /// With `delivery: endpoint`: the endpoint's URL and the bearer token (the session's
+    /// token). Added within version 1; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointGrant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
 }
@@ -176,6 +185,7 @@ impl Answer {
             delivery: Delivery::None,
             region: None,
             session: None,
+            endpoint: None,
             error: Some(WireError {
                 code: code.into(),
                 message: one_line(&message.into()),
@@ -415,11 +425,28 @@ mod tests {
             id: "abc".into(),
             token: "sessiontoken".into(),
         };
-        let d = format!("{c:?} {t:?}");
+        let e = EndpointGrant {
+            url: "http://127.0.0.1:1/v1/credentials/abc".into(),
+            token: "sessiontoken".into(),
+        };
+        let d = format!("{c:?} {t:?} {e:?}");
         assert!(
             !d.contains("s3cr3t") && !d.contains("t0k3n") && !d.contains("sessiontoken"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn an_answer_without_the_endpoint_field_still_reads() {
+        let a = decode_answer(br#"{"version":1,"ok":true,"credentials":null,"delivery":"none"}"#)
+            .unwrap();
+        assert_eq!(a.endpoint, None);
+        let a = decode_answer(
+            br#"{"version":1,"ok":true,"credentials":null,"delivery":"endpoint","endpoint":{"url":"http://127.0.0.1:1/v1/credentials/a","token":"t"}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.delivery, Delivery::Endpoint);
+        assert_eq!(a.endpoint.unwrap().token, "t");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(super) const SETTINGS: &[(&str, &str)] = &[
     ("broker_max_connections_per_uid", "32"),
     ("broker_max_sessions_per_uid", "256"),
     ("session_policy_managed", "auto"),
+    ("credential_delivery", "endpoint"),
+    ("credential_lifetime_seconds", "3600"),
+    ("max_session_seconds", "604800"),
 ];
 
 /// Looks a setting up: its value and where it came from (empty: the platform file).
@@ -201,6 +204,26 @@ impl Validator<'_> {
             broker_max_connections_per_uid: number("broker_max_connections_per_uid", 1..=4096)?,
             broker_max_sessions_per_uid: number("broker_max_sessions_per_uid", 1..=65536)?,
             brokered: false,
+            credential_delivery: {
+                let (v, from) = text("credential_delivery")?;
+                match v.trim() {
+                    "endpoint" => CredentialDelivery::Endpoint,
+                    "environment" => CredentialDelivery::Environment,
+                    _ => {
+                        return Err(self.err(
+                            where_(&from),
+                            "credential_delivery",
+                            format!("\"{v}\" is not a credential delivery"),
+                            "use \"endpoint\" or \"environment\"",
+                        ));
+                    }
+                }
+            },
+            credential_lifetime_seconds: number(
+                "credential_lifetime_seconds",
+                MIN_DURATION..=MAX_DURATION,
+            )?,
+            max_session_seconds: number("max_session_seconds", 60..=31_536_000)?,
             session_policy_managed: {
                 let (v, from) = text("session_policy_managed")?;
                 match v.trim() {
