@@ -31,15 +31,13 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use provisioner_core::credentials::{
-    AWS_DEFAULT_REGION, AWS_EC2_METADATA_DISABLED, AWS_REGION, REMOVED_WHEN_CREDENTIALS,
-    SET_WHEN_CREDENTIALS,
-};
+use provisioner_core::child_env::ChildEnv;
+use provisioner_core::credentials::{AWS_DEFAULT_REGION, AWS_EC2_METADATA_DISABLED, AWS_REGION};
 use provisioner_core::decision::Decision;
-use provisioner_core::marker::{MARKER, Marker};
 
-pub const FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
-pub const TOKEN_FILE: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+pub use provisioner_core::container::{FULL_URI, TOKEN_FILE};
+/// The token itself in a variable: only for JVMs on other hosts, which cannot read the
+/// session's token file (the Java SDK v2 prefers it to the file).
 pub const TOKEN: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN";
 
 /// The wrapper's settings for executors that cannot reach the loopback endpoint.
@@ -136,70 +134,140 @@ fn push_region_and_metadata(v: &mut Vec<(&'static str, String)>, region: Option<
     v.push((AWS_EC2_METADATA_DISABLED, "true".into()));
 }
 
-/// Whether `uri` is one the AWS SDKs accept over plain HTTP (a loopback host) or HTTPS.
-/// Returns the problem otherwise.
-pub fn check_uri(uri: &str) -> Result<(), String> {
-    let (scheme, rest) = uri
-        .split_once("://")
-        .ok_or_else(|| format!("\"{uri}\" is not an http:// or https:// URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, h)| h)
-        .trim();
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
+/// Executors elsewhere, from the wrapper's environment: `SYN_EXECUTOR_CREDENTIALS_URL`
+/// (`https://HOST:PORT`, the endpoint's HTTPS listener; the path is the local
+/// endpoint's), `SYN_EXECUTOR_CREDENTIALS_TOKEN_FILE` (the application's token, read
+/// here and written only into the properties file), `SYN_EXECUTOR_TRUSTSTORE` and
+/// `SYN_EXECUTOR_TRUSTSTORE_PASSWORD` (a Java truststore on every node that trusts the
+/// endpoint's CA). None without the URL. The error is one line with the fix.
+pub fn remote_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+    local_uri: &str,
+) -> Result<Option<Remote>, String> {
+    let get = |k: &str| env(k).filter(|v| !v.is_empty());
+    let Some(address) = get(REMOTE_URL_VAR) else {
+        return Ok(None);
     };
-    if host.is_empty() {
-        return Err(format!("\"{uri}\" has no host"));
+    let address = address.trim_end_matches('/');
+    check_remote_uri(address).map_err(|p| format!("{REMOTE_URL_VAR}: {p}; fix: set it to the credentials endpoint's HTTPS address, https://HOST:PORT"))?;
+    if address.splitn(4, '/').nth(3).is_some() {
+        return Err(format!(
+            "{REMOTE_URL_VAR}=\"{address}\" has a path; fix: give only https://HOST:PORT (the path is the session's)"
+        ));
     }
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
-        "http" => Err(format!(
-            "\"{uri}\" is plain http to a host that is not loopback; the AWS SDKs refuse that (use https)"
-        )),
-        _ => Err(format!("\"{uri}\" is not an http:// or https:// URL")),
-    }
+    let path = local_uri
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let Some(token_file) = get(REMOTE_TOKEN_FILE_VAR) else {
+        return Err(format!(
+            "{REMOTE_URL_VAR} is set but {REMOTE_TOKEN_FILE_VAR} is not; fix: point {REMOTE_TOKEN_FILE_VAR} at the application token's file"
+        ));
+    };
+    let token = read_token(std::path::Path::new(&token_file))?;
+    let truststore = match get(TRUSTSTORE_VAR) {
+        None => None,
+        Some(p) => {
+            let path = PathBuf::from(p);
+            if !path.is_file() {
+                return Err(format!(
+                    "{TRUSTSTORE_VAR} names {}, which is not a file; fix: install the truststore there (on every node) or unset {TRUSTSTORE_VAR}",
+                    path.display()
+                ));
+            }
+            Some(Truststore {
+                path,
+                password: get(TRUSTSTORE_PASSWORD_VAR),
+            })
+        }
+    };
+    Ok(Some(Remote {
+        uri: format!("{address}{path}"),
+        token,
+        truststore,
+    }))
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// The application token from its file: at most 4 KiB, one trailing newline allowed,
+/// no other control character or space (SDKs send it as a header value). Errors never
+/// show the content.
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let fix =
+        format!("write the application token alone into the file {REMOTE_TOKEN_FILE_VAR} names");
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "{REMOTE_TOKEN_FILE_VAR}: cannot read {}: {e}; fix: {fix}",
+            path.display()
+        )
+    })?;
+    let text = String::from_utf8(bytes).unwrap_or_default();
+    let token = text.strip_suffix('\n').unwrap_or(&text);
+    if token.is_empty()
+        || token.len() > 4096
+        || token.bytes().any(|b| b.is_ascii_control() || b == b' ')
+    {
+        return Err(format!(
+            "{REMOTE_TOKEN_FILE_VAR}: {} does not hold a usable token; fix: {fix}",
+            path.display()
+        ));
+    }
+    Ok(token.to_string())
+}
+
+/// Checks the endpoint for this host (http on loopback, as the broker serves it) and, if
+/// any, the remote one (https: executors on other hosts send the application token to
+/// it). Returns the problem otherwise.
+pub fn check(e: &Endpoint) -> Result<(), String> {
+    provisioner_core::container::check_endpoint_url(&e.uri).map_err(|d| d.problem)?;
+    if let Some(r) = &e.remote {
+        check_remote_uri(&r.uri)?;
+    }
+    Ok(())
+}
+
+/// An `https://` URL with a host.
+pub fn check_remote_uri(uri: &str) -> Result<(), String> {
+    let rest = uri
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("https://"))
+        .and_then(|_| uri.get(8..))
+        .ok_or_else(|| format!("\"{uri}\" is not an https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("\"{uri}\" has no host, or carries a user name"));
+    }
+    Ok(())
 }
 
 /// The process environment of `spark-submit` (and of the driver in client and local
-/// mode) for endpoint delivery: every credential source of the parent removed (every
-/// entry of every name, as `provisioner_core::child_env` does for keys, and any
-/// `AWS_CONTAINER_*`), then the endpoint's variables and the marker appended.
+/// mode) for endpoint delivery: `provisioner_core::child_env::ChildEnv::for_endpoint`
+/// (every credential source and every other `AWS_CONTAINER_*` removed, the endpoint,
+/// its token file, the region, `AWS_EC2_METADATA_DISABLED=true` and the marker
+/// appended), without region variables when the job has no region.
 pub fn child_env(
     parent: Vec<(OsString, OsString)>,
     decision: &Decision,
     endpoint: &Endpoint,
     region: Option<&str>,
-) -> Vec<(OsString, OsString)> {
-    let mut vars: Vec<(OsString, OsString)> = parent
-        .into_iter()
-        .filter(|(k, _)| {
-            let k = k.to_string_lossy();
-            !(k == MARKER
-                || k.starts_with("AWS_CONTAINER_")
-                || SET_WHEN_CREDENTIALS.contains(&k.as_ref())
-                || REMOVED_WHEN_CREDENTIALS.contains(&k.as_ref()))
-        })
-        .collect();
-    for (k, v) in endpoint.local_vars(region) {
-        vars.push((k.into(), v.into()));
+) -> ChildEnv {
+    let region = region.unwrap_or_default();
+    let env = ChildEnv::for_endpoint(
+        parent,
+        decision,
+        &endpoint.uri,
+        &endpoint.token_file,
+        region,
+    );
+    if !region.is_empty() {
+        return env;
     }
-    vars.push((
-        MARKER.into(),
-        Marker::for_launch(decision, None).to_string().into(),
-    ));
-    vars
+    let vars = env
+        .vars()
+        .iter()
+        .filter(|(k, v)| !(v.is_empty() && (k == AWS_REGION || k == AWS_DEFAULT_REGION)))
+        .cloned()
+        .collect();
+    ChildEnv::from_vars(vars)
 }
 
 #[cfg(test)]
@@ -221,26 +289,89 @@ mod tests {
     }
 
     #[test]
-    fn uris_the_sdks_accept() {
-        for ok in [
-            "http://127.0.0.1:4711/v1/credentials",
-            "http://localhost:1/x",
-            "http://[::1]:80/x",
-            "https://broker.internal:8443/v1/credentials",
-            "HTTPS://10.0.0.1/",
-        ] {
-            assert_eq!(check_uri(ok), Ok(()), "{ok}");
-        }
+    fn endpoints_the_sdks_accept() {
+        assert_eq!(check(&endpoint()), Ok(()));
         for bad in [
             "http://10.0.0.1:80/x",
             "http://169.254.169.254/latest",
-            "ftp://127.0.0.1/",
+            "https://127.0.0.1/x",
             "127.0.0.1:80",
-            "http:///x",
-            "http://127.0.0.1.evil.example/x",
         ] {
-            assert!(check_uri(bad).is_err(), "{bad}");
+            let e = Endpoint {
+                uri: bad.into(),
+                ..endpoint()
+            };
+            assert!(check(&e).is_err(), "{bad}");
         }
+        for bad in [
+            "http://broker:8443/x",
+            "https://",
+            "https://u@host/x",
+            "ftp://x/",
+        ] {
+            assert!(check_remote_uri(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_remote_uri("HTTPS://10.0.0.1:8443/v1"), Ok(()));
+    }
+
+    #[test]
+    fn remote_settings_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("app.token");
+        std::fs::write(&token, "APPTOKENVALUE\n").unwrap();
+        let ts = dir.path().join("truststore.p12");
+        std::fs::write(&ts, "x").unwrap();
+        let vars = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let local = "http://127.0.0.1:4711/v1/credentials/abc";
+        assert_eq!(remote_from_env(&vars(vec![]), local), Ok(None));
+        let env = vars(vec![
+            (REMOTE_URL_VAR, "https://broker.internal:8443/".into()),
+            (REMOTE_TOKEN_FILE_VAR, token.display().to_string()),
+            (TRUSTSTORE_VAR, ts.display().to_string()),
+            (TRUSTSTORE_PASSWORD_VAR, "changeit".into()),
+        ]);
+        let r = remote_from_env(&env, local).unwrap().unwrap();
+        assert_eq!(r.uri, "https://broker.internal:8443/v1/credentials/abc");
+        assert_eq!(r.token, "APPTOKENVALUE");
+        assert_eq!(r.truststore.as_ref().unwrap().path, ts);
+        for (pairs, needle) in [
+            (
+                vec![(REMOTE_URL_VAR, "http://broker:8443".to_string())],
+                "https",
+            ),
+            (
+                vec![(REMOTE_URL_VAR, "https://broker:8443/v1".to_string())],
+                "has a path",
+            ),
+            (
+                vec![(REMOTE_URL_VAR, "https://broker:8443".to_string())],
+                REMOTE_TOKEN_FILE_VAR,
+            ),
+            (
+                vec![
+                    (REMOTE_URL_VAR, "https://broker:8443".to_string()),
+                    (REMOTE_TOKEN_FILE_VAR, "/nonexistent/app.token".to_string()),
+                ],
+                "/nonexistent/app.token",
+            ),
+            (
+                vec![
+                    (REMOTE_URL_VAR, "https://broker:8443".to_string()),
+                    (REMOTE_TOKEN_FILE_VAR, token.display().to_string()),
+                    (TRUSTSTORE_VAR, "/nonexistent/ts.p12".to_string()),
+                ],
+                "/nonexistent/ts.p12",
+            ),
+        ] {
+            let e = remote_from_env(&vars(pairs), local).unwrap_err();
+            assert!(e.contains(needle) && e.contains("fix:"), "{e}");
+            assert!(!e.contains("APPTOKENVALUE"));
+        }
+        std::fs::write(&token, "two\nlines").unwrap();
+        let e = remote_from_env(&env, local).unwrap_err();
+        assert!(e.contains("usable token") && !e.contains("two"), "{e}");
     }
 
     #[test]
@@ -277,7 +408,8 @@ mod tests {
             warnings: vec![],
             plan: Plan::Ambient,
         };
-        let env = child_env(parent, &decision, &endpoint(), Some("us-east-1"));
+        let env = child_env(parent.clone(), &decision, &endpoint(), Some("us-east-1"));
+        let env = env.vars();
         let names: Vec<String> = env
             .iter()
             .map(|(k, _)| k.to_string_lossy().into_owned())
@@ -310,6 +442,13 @@ mod tests {
         assert_eq!(
             get("SYN_PROVISIONED").as_deref(),
             Some("tier=session_policy;user=alice")
+        );
+        // Without a region, no empty region variables.
+        let env = child_env(parent, &decision, &endpoint(), None);
+        assert!(env.get("AWS_REGION").is_none() && env.get("AWS_DEFAULT_REGION").is_none());
+        assert_eq!(
+            env.get("AWS_EC2_METADATA_DISABLED"),
+            Some(std::ffi::OsStr::new("true"))
         );
     }
 

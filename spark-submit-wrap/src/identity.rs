@@ -24,7 +24,10 @@
 //! * **broker** (no marker, a broker configured with `--wrap-broker SOCKET` or
 //!   `SYN_BROKER_SOCKET`): the job flow decided by `provisioner serve` for the socket
 //!   peer. No platform file, no base credentials, no STS here; the answer's record
-//!   and credentials (or refusal) take the place of resolve's.
+//!   and credentials (or refusal) take the place of resolve's. With endpoint delivery
+//!   the answer names the broker's endpoint and the session's token instead of keys:
+//!   the token is written to a private file (`provisioner_core::container`) and the
+//!   job gets the endpoint as in propagation ([`crate::endpoint`]).
 //!
 //! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
 //!
@@ -186,13 +189,36 @@ fn brokered(
             let record = read_record(g.record)?;
             let region = Some(g.region).filter(|r| !r.is_empty());
             let scoped = g.credentials.clone();
+            // Endpoint delivery: the session's token goes into a file only this user
+            // can read (written here, as the user, before exec), and the job gets its
+            // path; the wrapper's process, and so spark-submit after exec, is the
+            // session's process.
+            let endpoint = match &g.endpoint {
+                None => None,
+                Some(grant) => {
+                    let token_file = provisioner_core::container::write_token_file(
+                        &grant.token,
+                        &g.session_id,
+                        env,
+                    )
+                    .map_err(|e| WrapError {
+                        message: e.to_string(),
+                        code: exit::CREDENTIALS,
+                    })?;
+                    Some(Endpoint {
+                        remote: remote(env, &grant.url)?,
+                        uri: grant.url.clone(),
+                        token_file,
+                    })
+                }
+            };
             Ok(Identity {
                 mode: Mode::Broker,
                 decision: g.decision,
                 record,
                 credentials: g.credentials,
                 scoped,
-                endpoint: None,
+                endpoint,
                 region,
                 log: DecisionLog::Stderr,
             })
@@ -417,6 +443,7 @@ fn propagate(
     let mut credentials = None;
     if endpoint.is_some() {
         record.credentials = "propagated";
+        record.delivery = Some("endpoint".into());
     } else if marker.tier != Tier::Default {
         match (
             non_empty(env, AWS_ACCESS_KEY_ID),
@@ -475,10 +502,11 @@ fn propagated_endpoint(
         message,
         code: exit::CREDENTIALS,
     };
-    endpoint::check_uri(&uri).map_err(|p| {
+    provisioner_core::container::check_endpoint_url(&uri).map_err(|p| {
         refuse(format!(
-            "{} is unusable: {p}; fix: restart the kernel so that the launcher sets it again",
-            endpoint::FULL_URI
+            "{} is unusable: {}; fix: restart the kernel so that the launcher sets it again",
+            endpoint::FULL_URI,
+            p.problem
         ))
     })?;
     let Some(token_file) = non_empty(env, endpoint::TOKEN_FILE) else {
@@ -496,11 +524,23 @@ fn propagated_endpoint(
             token_file.display()
         )));
     }
+    let remote = remote(env, &uri)?;
     Ok(Some(Endpoint {
         uri,
         token_file,
-        remote: None,
+        remote,
     }))
+}
+
+/// The endpoint for executors elsewhere, when configured ([`endpoint::remote_from_env`]).
+fn remote(
+    env: &dyn Fn(&str) -> Option<String>,
+    local_uri: &str,
+) -> Result<Option<endpoint::Remote>, WrapError> {
+    endpoint::remote_from_env(env, local_uri).map_err(|message| WrapError {
+        message,
+        code: exit::CONFIG,
+    })
 }
 
 #[cfg(test)]

@@ -197,12 +197,12 @@ fn guarded_env(pid: u32) -> Vec<(OsString, OsString)> {
 /// the endpoint's variables with endpoint delivery, else the credentials'.
 fn child_env(identity: &Identity, pid: u32) -> ChildEnv {
     if let Some(e) = &identity.endpoint {
-        return ChildEnv::from_vars(endpoint::child_env(
+        return endpoint::child_env(
             guarded_env(pid),
             &identity.decision,
             e,
             identity.region.as_deref(),
-        ));
+        );
     }
     let region = identity.region.clone().unwrap_or_default();
     ChildEnv::for_launch(

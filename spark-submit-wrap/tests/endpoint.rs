@@ -212,7 +212,7 @@ fn an_endpoint_that_cannot_work_is_refused_before_exec() {
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                 Some("http://169.254.169.254/latest/meta-data"),
             ),
-            "not loopback",
+            "not a loopback address",
         ),
     ];
     for (name, env, needle) in cases {
