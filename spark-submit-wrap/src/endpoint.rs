@@ -118,9 +118,16 @@ impl Endpoint {
     }
 
     /// The variables of a JVM that uses the remote endpoint, in order; None without one.
+    /// The token file is set empty: an executor started from this host's environment
+    /// (`local-cluster`, standalone workers started by the user) would otherwise inherit
+    /// the session's, which botocore prefers to the token variable.
     pub fn remote_vars(&self, region: Option<&str>) -> Option<Vec<(&'static str, String)>> {
         let r = self.remote.as_ref()?;
-        let mut v = vec![(FULL_URI, r.uri.clone()), (TOKEN, r.token.clone())];
+        let mut v = vec![
+            (FULL_URI, r.uri.clone()),
+            (TOKEN, r.token.clone()),
+            (TOKEN_FILE, String::new()),
+        ];
         push_region_and_metadata(&mut v, region);
         Some(v)
     }
@@ -458,7 +465,8 @@ mod tests {
         let v = e.remote_vars(None).unwrap();
         assert_eq!(v[0], (FULL_URI, e.remote.as_ref().unwrap().uri.clone()));
         assert_eq!(v[1], (TOKEN, "APPTOKENVALUE".to_string()));
-        assert_eq!(v[2], (AWS_EC2_METADATA_DISABLED, "true".to_string()));
+        assert_eq!(v[2], (TOKEN_FILE, String::new()));
+        assert_eq!(v[3], (AWS_EC2_METADATA_DISABLED, "true".to_string()));
         assert!(e.is_secret("APPTOKENVALUE"));
         assert!(!e.is_secret(&e.uri));
         assert!(!format!("{e:?}").contains("APPTOKENVALUE"));

@@ -19,6 +19,7 @@ S3A and boto3 inside executors can read.
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -261,3 +262,28 @@ def probe(spark, bucket, forbidden=()):
         "s3a_other_dir": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/")),
     }
 """
+
+
+def throwaway_ca(directory):
+    """A throw-away CA and a certificate for 127.0.0.1 it signed (openssl), and a Java
+    PKCS12 truststore holding the CA (keytool). Returns (certificate, key, truststore,
+    truststore password). A deployment's truststore also holds the CAs its other
+    services need: a JVM given one trusts nothing else."""
+    d = Path(directory)
+    d.mkdir(mode=0o700)
+
+    def run(*argv):
+        subprocess.run(argv, cwd=d, check=True, capture_output=True, timeout=120)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=provisioner test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "server.ext", "-out", "server.pem")
+    password = "changeit"
+    run("keytool", "-importcert", "-noprompt", "-alias", "provisioner-test-ca",
+        "-file", "ca.pem", "-keystore", "truststore.p12", "-storetype", "PKCS12",
+        "-storepass", password)
+    return d / "server.pem", d / "server.key", d / "truststore.p12", password

@@ -40,11 +40,13 @@ from kernel_support import read_records, run_cell
 from spark_support import (
     PROBE,
     PySparkKernels,
+    pyspark_home,
     result,
     spark_bin,
     spark_env,
     spark_home_overlay,
     submit_options,
+    throwaway_ca,
 )
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "stand_ins"))
@@ -515,3 +517,115 @@ def test_spark_job_in_an_endpoint_kernel_keeps_its_plane_after_its_credentials_e
     fresh, _ = mint()
     body = rgw.s3(fresh).get_object(Bucket=bucket, Key="plane-a/data.csv")["Body"].read()
     assert body.decode() == DATA
+
+
+CLUSTER_JOB = PROBE + """
+import sys, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("cluster-job").getOrCreate()
+bucket = sys.argv[1]
+with open(sys.argv[2]) as f:  # the application token, to look for it (never in argv)
+    app_token = f.read().strip().encode()
+sc = spark.sparkContext
+
+def write(plane):
+    path = f"s3a://{bucket}/{plane}/from-executors/"
+    try:
+        spark.createDataFrame([("e,f",), ("5,6",)], ["value"]).repartition(2) \\
+            .write.mode("overwrite").text(path)
+    except Exception as e:
+        return _denied_or_error(e)
+    return _s3a(lambda: spark.read.text(path))
+
+def executor(_):
+    e = os.environ
+    yield {"full_uri": e.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+           "has_token": bool(e.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")),
+           "token_file": e.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+           "keys": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in e]}
+
+def token_on_a_command_line():
+    hits = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if app_token in f.read():
+                    hits.append(pid)
+        except OSError:
+            pass
+    return hits
+
+seen = {
+    "executor_jvms": sc._jsc.sc().getExecutorMemoryStatus().size() - 1,
+    "executors": sc.parallelize(range(2), 2).mapPartitions(executor).collect(),
+    "driver_full_uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    "own": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
+    "other": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/secret.csv")),
+    "own_write": write("plane-a"),
+    "other_write": write("plane-b"),
+}
+seen["token_on_a_command_line"] = token_on_a_command_line()
+print("RESULT " + json.dumps(seen), flush=True)
+spark.stop()
+"""
+
+
+def test_executors_in_their_own_jvms_fetch_over_https_with_an_application_token(
+        rgw, spark_stack, provisioner, spark_submit_wrap, tmp_path):
+    """Spark's local-cluster mode (a master, two workers, each executor a JVM of its
+    own, as on a cluster) from a kernel in endpoint mode with an HTTPS address for
+    executors configured: the driver keeps the loopback endpoint and the session's
+    token file; the executors get the HTTPS endpoint, the application token (through
+    the private properties file only) and a truststore that trusts the endpoint's test
+    CA, and their S3A reads and writes the plane, and nothing beside it, with what
+    they fetch there."""
+    bucket, config, log = spark_stack
+    explained = provisioner.run("explain", "--config", config, "--user", "alice",
+                                "--flow", "job", "--json")
+    assert explained.returncode == 0, explained.stderr
+    policy = json.loads(explained.stdout)["policy"]
+    cert, key, truststore, password = throwaway_ca(tmp_path / "tls")
+    session_token, token_file = endpoint_token_file(tmp_path / "token")
+    app_token, app_token_file = endpoint_token_file(tmp_path / "app-token")
+    app = tmp_path / "cluster_job.py"
+    app.write_text(CLUSTER_JOB)
+
+    def mint():
+        return rgw.mint(policy=policy, duration=3600, session_name="alice")
+
+    with ContainerCredentials(token=session_token, mint=mint) as local, \
+            ContainerCredentials(token=app_token, mint=mint, tls=(cert, key)) as remote:
+        env = spark_env(rgw, {
+            "SYN_PROVISIONED": "tier=session_policy;user=alice",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": local.url,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+            "SYN_PLATFORM_CONFIG": config,
+            "SYN_EXECUTOR_CREDENTIALS_URL": f"https://127.0.0.1:{remote.port}",
+            "SYN_EXECUTOR_CREDENTIALS_TOKEN_FILE": str(app_token_file),
+            "SYN_EXECUTOR_TRUSTSTORE": str(truststore),
+            "SYN_EXECUTOR_TRUSTSTORE_PASSWORD": password,
+            # Workers start executors from Spark's installation.
+            "SPARK_HOME": str(pyspark_home()),
+        })
+        r = spark_submit_wrap.run(*submit_options(rgw, master="local-cluster[2,1,1024]"),
+                                  app, bucket, app_token_file,
+                                  env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
+        local_fetches, remote_fetches = local.fetches(), remote.fetches()
+        refused = [q for q in local.requests + remote.requests if not q["authorized"]]
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+    assert seen["executor_jvms"] == 2, seen
+    assert seen["driver_full_uri"] == local.url
+    for ex in seen["executors"]:
+        assert ex["full_uri"] == remote.url and ex["has_token"], ex
+        # The session's token file (inherited from the driver here) is shadowed.
+        assert not ex["token_file"] and ex["keys"] == [], ex
+    assert seen["token_on_a_command_line"] == [], seen
+    assert seen["own"] == ROWS, seen
+    assert seen["own_write"] == ["5,6", "e,f"], seen["own_write"]
+    assert seen["other"] == "AccessDenied", seen
+    assert seen["other_write"] == "AccessDenied", seen["other_write"]
+    # The executors fetched over HTTPS with the application token; the driver over
+    # loopback with the session's.
+    assert remote_fetches and local_fetches, (remote_fetches, local_fetches)
+    assert refused == [], refused
