@@ -914,3 +914,472 @@ fn a_sidecar_broker_serves_only_its_pods_user_whoever_connects() {
         "NOT_PERMITTED"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Endpoint delivery and refresh.
+
+/// The launched "kernel" for endpoint tests, run as the user: prints what its
+/// environment and token file look like, then fetches its credentials from the
+/// endpoint every `EVERY` seconds for `DURATION` seconds, one JSON line per fetch.
+const FETCH_LOOP: &str = r#"
+import json, os, stat, sys, time, urllib.request, urllib.error
+dur, every = float(sys.argv[1]), float(sys.argv[2])
+env = dict(os.environ)
+tf = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "")
+st = os.lstat(tf)
+print(json.dumps({"aws_vars": sorted(k for k in env if k.startswith("AWS_")),
+                  "uri": env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"), "token_file": tf,
+                  "mode": stat.S_IMODE(st.st_mode), "owner": st.st_uid,
+                  "dir_mode": stat.S_IMODE(os.lstat(os.path.dirname(tf)).st_mode),
+                  "newline": open(tf, "rb").read().endswith(b"\n")}), flush=True)
+end = time.time() + dur
+while time.time() < end:
+    req = urllib.request.Request(env["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                                 headers={"Authorization": open(tf).read()})
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            b = json.load(r)
+            print(json.dumps({"t": time.time(), "status": 200, "key": b["AccessKeyId"],
+                              "exp": b["Expiration"], "has_secret": bool(b["SecretAccessKey"]),
+                              "has_token": bool(b["Token"])}), flush=True)
+    except urllib.error.HTTPError as e:
+        print(json.dumps({"t": time.time(), "status": e.code, "body": e.read().decode()}), flush=True)
+    except Exception as e:
+        print(json.dumps({"t": time.time(), "status": 0, "error": str(e)}), flush=True)
+    time.sleep(every)
+"#;
+
+/// One fetch with the token in `SYN_TEST_TOKEN` (never in argv), as whoever runs it.
+const FETCH_ONCE: &str = r#"
+import json, os, sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": os.environ["SYN_TEST_TOKEN"]})
+try:
+    with urllib.request.urlopen(req, timeout=3) as r:
+        print(json.dumps({"status": 200, "key": json.load(r)["AccessKeyId"]}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": json.loads(e.read().decode())}))
+"#;
+
+impl FakeSts {
+    /// Credentials live `lifetime` seconds whatever DurationSeconds asks for.
+    fn start_with_lifetime(lifetime: u32) -> FakeSts {
+        let sts = FakeSts::start();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", sts.port)).unwrap();
+        let body = json!({"lifetime": lifetime}).to_string();
+        write!(
+            s,
+            "POST /_control HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.") && text.contains(" 200 "),
+            "{text}"
+        );
+        sts
+    }
+}
+
+/// A broker with the credentials endpoint on a free loopback port.
+fn endpoint_broker(platform: &Value) -> (Broker, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut b = Broker::start_without_spawn(platform);
+    b.spawn_with(&["--endpoint", &addr]);
+    (b, addr)
+}
+
+impl Broker {
+    fn start_without_spawn(platform: &Value) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.path().join("platform.json"), platform.to_string()).unwrap();
+        Broker {
+            child: None,
+            socket: dir.path().join("broker.sock"),
+            log: dir.path().join("broker.log"),
+            dir,
+        }
+    }
+}
+
+/// Starts the fetch loop as `uid` through the launcher.
+fn spawn_fetch_loop(uid: (u32, u32), socket: &Path, duration: f64, every: f64) -> Child {
+    let mut c = as_user(uid);
+    c.arg(BIN)
+        .arg("kernel")
+        .arg("--broker")
+        .arg(socket)
+        .args(["--", "python3", "-c", FETCH_LOOP])
+        .arg(duration.to_string())
+        .arg(every.to_string());
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/")
+        .env("AWS_ACCESS_KEY_ID", "AKIAINHERITED")
+        .env("AWS_SECRET_ACCESS_KEY", "inherited-secret")
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "inherited-token")
+        .env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/inherited");
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the launcher")
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn fetch_once_as(uid: Option<(u32, u32)>, url: &str, token: &str) -> Value {
+    let mut c = match uid {
+        Some(u) => {
+            let mut c = as_user(u);
+            c.arg("python3");
+            c
+        }
+        None => Command::new("python3"),
+    };
+    c.args(["-c", FETCH_ONCE, url])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SYN_TEST_TOKEN", token);
+    let o = c.output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)))
+}
+
+/// Seconds of life the served credentials had when fetched.
+fn remaining(fetch: &Value) -> f64 {
+    let exp = provisioner_core::credentials::parse_rfc3339(fetch["exp"].as_str().unwrap())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    exp - fetch["t"].as_f64().unwrap()
+}
+
+#[test]
+fn an_endpoint_kernel_gets_no_keys_and_keeps_fresh_credentials_past_their_expiry() {
+    require_root!();
+    let u = users();
+    // Credentials live 8 s: the broker re-mints with 4 to 6 s left.
+    let sts = FakeSts::start_with_lifetime(8);
+    let (b, addr) = endpoint_broker(&platform(Some(&sts.url()), json!({})));
+    let child = spawn_fetch_loop(u.alice, &b.socket, 20.0, 0.25);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let head = &lines[0];
+
+    // The environment: the endpoint and the token file, no key, no other AWS_CONTAINER_*.
+    let vars: Vec<&str> = head["aws_vars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        vars.contains(&"AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        "{vars:?}"
+    );
+    assert!(
+        vars.contains(&"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+        "{vars:?}"
+    );
+    for banned in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        assert!(!vars.contains(&banned), "{banned} in {vars:?}");
+    }
+    let uri = head["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with(&format!("http://{addr}/v1/credentials/")),
+        "{uri}"
+    );
+    // The token file: the user's, 0600 in a 0700 directory, no trailing newline.
+    assert_eq!(head["mode"], 0o600);
+    assert_eq!(head["dir_mode"], 0o700);
+    assert_eq!(head["owner"], u.alice.0);
+    assert_eq!(head["newline"], false);
+
+    // Every fetch succeeded, with more than the lead left, and the keys changed as the
+    // credentials were re-minted: the kernel outlived several lifetimes of them.
+    let fetches: Vec<&Value> = lines[1..].iter().collect();
+    assert!(fetches.len() > 40, "{}", fetches.len());
+    for f in &fetches {
+        assert_eq!(f["status"], 200, "{f}");
+        assert_eq!(
+            (f["has_secret"].as_bool(), f["has_token"].as_bool()),
+            (Some(true), Some(true))
+        );
+        // Lead 4 s; Expiration has whole seconds and the scheduler may run late.
+        assert!(
+            remaining(f) > 2.0,
+            "served with {:.1} s left: {f}",
+            remaining(f)
+        );
+    }
+    let keys: BTreeSet<&str> = fetches.iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert!(
+        keys.len() >= 4,
+        "only {} distinct credentials in 20 s",
+        keys.len()
+    );
+    // STS: about one call per refresh period (every 2 to 4 s), not one per fetch.
+    let calls = sts.assume_roles().len();
+    assert!(
+        (5..=14).contains(&calls),
+        "{calls} AssumeRole calls for {} fetches in 20 s",
+        fetches.len()
+    );
+
+    // The session ended with its process: the token is refused within seconds.
+    let token = {
+        let path = head["token_file"].as_str().unwrap();
+        std::fs::read_to_string(path).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = fetch_once_as(Some(u.alice), uri, &token);
+        if v["status"] == 404 {
+            assert_eq!(v["body"]["code"], "NO_SUCH_SESSION");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still served after exit: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        b.log_text().contains("ended: process exited"),
+        "{}",
+        b.log_text()
+    );
+    // The token never reaches the broker's log.
+    assert!(!b.log_text().contains(&token));
+}
+
+#[test]
+fn another_user_holding_a_copy_of_the_token_gets_nothing() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let (b, _addr) = endpoint_broker(&platform(Some(&sts.url()), json!({})));
+    let child = spawn_fetch_loop(u.alice, &b.socket, 6.0, 0.5);
+    // Wait for the first line, then steal the token as root and hand it to bob.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = b.log_text();
+    assert!(log.contains("outcome=granted"), "{log}");
+    let dir = format!("/tmp/provisioner-{}", u.alice.0);
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let token = std::fs::read_to_string(&newest).unwrap();
+    let id = newest.file_stem().unwrap().to_string_lossy().into_owned();
+    let url = format!("http://{_addr}/v1/credentials/{id}");
+    // Bob cannot read the file...
+    let o = as_user(u.bob).args(["cat"]).arg(&newest).output().unwrap();
+    assert!(!o.status.success());
+    // ...and with a copy of the token the endpoint still refuses him (and root).
+    let v = fetch_once_as(Some(u.bob), &url, &token);
+    assert_eq!(
+        (v["status"].as_i64(), v["body"]["code"].as_str()),
+        (Some(403), Some("WRONG_USER")),
+        "{v}"
+    );
+    let v = fetch_once_as(None, &url, &token);
+    assert_eq!(v["status"], 403, "{v}");
+    // Alice's own other process with the token is served; a wrong token is not.
+    let v = fetch_once_as(Some(u.alice), &url, &token);
+    assert_eq!(v["status"], 200, "{v}");
+    let v = fetch_once_as(Some(u.alice), &url, "0000");
+    assert_eq!(
+        (v["status"].as_i64(), v["body"]["code"].as_str()),
+        (Some(403), Some("BAD_TOKEN")),
+        "{v}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(json_lines(&out)[1..].iter().all(|f| f["status"] == 200));
+}
+
+#[test]
+fn a_user_removed_from_the_platform_file_gets_nothing_minted_after_the_reload() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(8);
+    let p = platform(Some(&sts.url()), json!({}));
+    let (b, _addr) = endpoint_broker(&p);
+    let child = spawn_fetch_loop(u.alice, &b.socket, 14.0, 0.25);
+    std::thread::sleep(Duration::from_secs(5));
+    // Alice leaves the platform.
+    let mut q = p.clone();
+    q["users"] = Value::Array(
+        q["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["id"] != ALICE)
+            .cloned()
+            .collect(),
+    );
+    std::fs::write(b.config(), q.to_string()).unwrap();
+    b.signal("HUP");
+    b.wait_log("endpoint sessions re-checked");
+    let reloaded = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = child.wait_with_output().unwrap();
+    let fetches = json_lines(&out);
+    // Before: served. From a second after the reload: refused with the reason.
+    let before: Vec<&Value> = fetches[1..]
+        .iter()
+        .filter(|f| f["t"].as_f64().unwrap() < reloaded - 0.5)
+        .collect();
+    let after: Vec<&Value> = fetches[1..]
+        .iter()
+        .filter(|f| f["t"].as_f64().unwrap() > reloaded + 1.0)
+        .collect();
+    assert!(!before.is_empty() && before.iter().all(|f| f["status"] == 200));
+    assert!(!after.is_empty());
+    for f in &after {
+        assert_eq!(f["status"], 403, "{f}");
+        assert!(f["body"].as_str().unwrap().contains("UNKNOWN_USER"), "{f}");
+    }
+    // No AssumeRole for alice after the reload (the stand-in logs every call's time).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", sts.port)).unwrap();
+    write!(s, "GET /_requests HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let log: Vec<Value> = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let late: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["action"] == "AssumeRole" && r["time"].as_f64().unwrap() > reloaded)
+        .collect();
+    assert!(late.is_empty(), "minted after the reload: {late:?}");
+    assert!(
+        b.log_text().contains("refused (UNKNOWN_USER)"),
+        "{}",
+        b.log_text()
+    );
+}
+
+#[test]
+fn a_broker_killed_with_sigkill_costs_an_endpoint_kernel_only_seconds() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(10);
+    let (mut b, addr) = endpoint_broker(&platform(Some(&sts.url()), json!({})));
+    let child = spawn_fetch_loop(u.alice, &b.socket, 24.0, 0.25);
+    std::thread::sleep(Duration::from_secs(4));
+    b.signal("KILL");
+    let _ = b.wait_exit();
+    let killed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
+    b.spawn_with(&["--endpoint", &addr]);
+    b.wait_log("1 endpoint sessions restored");
+    let out = child.wait_with_output().unwrap();
+    let fetches = json_lines(&out);
+    let failed: Vec<&Value> = fetches[1..].iter().filter(|f| f["status"] != 200).collect();
+    // Failures only in the seconds around the restart.
+    for f in &failed {
+        let t = f["t"].as_f64().unwrap();
+        assert!(
+            t > killed - 0.5 && t < killed + 6.0,
+            "failed outside the restart: {f}"
+        );
+    }
+    let last = fetches.last().unwrap();
+    assert_eq!(last["status"], 200, "{last}");
+    assert!(remaining(last) > 2.0);
+    // After the restart the keys keep changing: the session's refresh was rescheduled.
+    let after: BTreeSet<&str> = fetches[1..]
+        .iter()
+        .filter(|f| f["status"] == 200 && f["t"].as_f64().unwrap() > killed)
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert!(after.len() >= 3, "{after:?}");
+}
+
+#[test]
+fn a_socket_activated_broker_serves_the_endpoint_on_the_listener_it_was_handed() {
+    require_root!();
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: skipped: systemd-socket-activate is not installed");
+        return;
+    }
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let b = Broker::start_without_spawn(&platform(Some(&sts.url()), json!({})));
+    let port = free_port();
+    let log = std::fs::File::create(&b.log).unwrap();
+    // systemd-socket-activate binds, then execs the broker with LISTEN_FDS=1 and
+    // LISTEN_PID set on the first connection: what systemd does with the .socket unit.
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "-E",
+            &format!("AWS_ACCESS_KEY_ID={BASE_KEY}"),
+            "-E",
+            &format!("AWS_SECRET_ACCESS_KEY={BASE_SECRET}"),
+            "-E",
+            "AWS_EC2_METADATA_DISABLED=true",
+        ])
+        .arg(BIN)
+        .args(["serve", "--config"])
+        .arg(b.config())
+        .arg("--socket")
+        .arg(&b.socket)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while UnixStream::connect(&b.socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "broker did not start: {}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = spawn_fetch_loop(u.alice, &b.socket, 1.0, 0.25)
+        .wait_with_output()
+        .unwrap();
+    let lines = json_lines(&out);
+    let uri = lines[0]["uri"].as_str().unwrap_or_default();
+    assert!(
+        uri.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{uri} {}",
+        b.log_text()
+    );
+    assert!(lines[1..].iter().all(|f| f["status"] == 200), "{lines:?}");
+    assert!(
+        b.log_text().contains("credentials endpoint on"),
+        "{}",
+        b.log_text()
+    );
+    let _ = activator.kill();
+    let _ = activator.wait();
+}
