@@ -366,7 +366,9 @@ REFRESH_JOB = PROBE + """
 import sys, time
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.appName("long-job").getOrCreate()
-bucket, wait, token = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+bucket, wait = sys.argv[1], float(sys.argv[2])
+with open(sys.argv[3]) as f:  # the session token, to look for it (never in argv)
+    token = f.read()
 sc = spark.sparkContext
 conf = dict(sc.getConf().getAll())
 
@@ -469,7 +471,7 @@ def test_spark_job_in_an_endpoint_kernel_keeps_its_plane_after_its_credentials_e
             "SYN_PLATFORM_CONFIG": config,
         })
         r = spark_submit_wrap.run(*submit_options(rgw), app, bucket,
-                                  str(SHORT_SESSION + 10), token,
+                                  str(SHORT_SESSION + 10), token_file,
                                   env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
         served = list(endpoint.served)
         fetches = endpoint.fetches()
