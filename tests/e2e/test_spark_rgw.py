@@ -558,7 +558,6 @@ def token_on_a_command_line():
     return hits
 
 seen = {
-    "executor_jvms": sc._jsc.sc().getExecutorMemoryStatus().size() - 1,
     "executors": sc.parallelize(range(2), 2).mapPartitions(executor).collect(),
     "driver_full_uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
     "own": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
@@ -567,6 +566,9 @@ seen = {
     "other_write": write("plane-b"),
 }
 seen["token_on_a_command_line"] = token_on_a_command_line()
+# Executors register as their JVMs come up: counted once the work is done (the driver's
+# block manager is in the list too).
+seen["executor_jvms"] = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
 print("RESULT " + json.dumps(seen), flush=True)
 spark.stop()
 """
