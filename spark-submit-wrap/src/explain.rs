@@ -108,7 +108,27 @@ pub struct Report<'a> {
     pub conf: Option<BTreeMap<String, String>>,
     pub cli_overrides: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Endpoint delivery: where driver and executors fetch their credentials
+    /// ([`endpoint_summary`]); None with keys or without credentials.
+    pub credentials_endpoint: Option<Value>,
     pub warnings: Vec<String>,
+}
+
+/// What the dry run says about endpoint delivery: the provider S3A is given, the
+/// endpoint of this host and its token file (a path; the token is never read here),
+/// and for executors elsewhere the remote address and truststore, never the
+/// application token.
+pub fn endpoint_summary(e: &crate::endpoint::Endpoint, executors_remote: bool) -> Value {
+    json!({
+        "s3a_provider": crate::inject::CONTAINER_PROVIDER,
+        "uri": e.uri,
+        "token_file": e.token_file.display().to_string(),
+        "executors": if executors_remote { "remote" } else { "this host" },
+        "remote_uri": e.remote.as_ref().map(|r| r.uri.clone()),
+        "remote_token": e.remote.as_ref().map(|_| REDACTED),
+        "truststore": e.remote.as_ref().and_then(|r| r.truststore.as_ref())
+            .map(|t| t.path.display().to_string()),
+    })
 }
 
 impl Report<'_> {
@@ -128,6 +148,7 @@ impl Report<'_> {
             "conf": self.conf,
             "cli_overrides": self.cli_overrides,
             "env": self.env,
+            "credentials_endpoint": self.credentials_endpoint,
             "warnings": self.warnings,
         })
     }

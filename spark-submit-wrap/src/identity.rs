@@ -15,11 +15,19 @@
 //!   those. The platform file is optional here (it only supplies the decision log and
 //!   region); a marker naming a tier with credentials but no keys in the environment is
 //!   refused with the credentials exit code, never run with broader credentials.
+//!   A kernel in endpoint mode has no keys but `AWS_CONTAINER_CREDENTIALS_FULL_URI` and
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: the wrapper passes that endpoint on
+//!   ([`crate::endpoint`]) so that the job refreshes its credentials as the kernel does.
+//!   Keys, when present, win (a kernel in endpoint mode has none: the launcher removed
+//!   them).
 //!
 //! * **broker** (no marker, a broker configured with `--wrap-broker SOCKET` or
 //!   `SYN_BROKER_SOCKET`): the job flow decided by `provisioner serve` for the socket
 //!   peer. No platform file, no base credentials, no STS here; the answer's record
-//!   and credentials (or refusal) take the place of resolve's.
+//!   and credentials (or refusal) take the place of resolve's. With endpoint delivery
+//!   the answer names the broker's endpoint and the session's token instead of keys:
+//!   the token is written to a private file (`provisioner_core::container`) and the
+//!   job gets the endpoint as in propagation ([`crate::endpoint`]).
 //!
 //! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
 //!
@@ -39,6 +47,7 @@ use provisioner_core::model::DecisionLog;
 use provisioner_core::record::DecisionRecord;
 use provisioner_core::{exit, load};
 
+use crate::endpoint::{self, Endpoint};
 use crate::error::WrapError;
 
 /// How the identity was obtained.
@@ -68,8 +77,11 @@ pub struct Identity {
     /// Present for tiers with credentials (None: default tier, or refused).
     pub credentials: Option<Credentials>,
     /// What to inject into the Spark configuration: the credentials, or placeholders in
-    /// a dry run of a tier that would mint (None: nothing to inject).
+    /// a dry run of a tier that would mint (None: nothing to inject, or an endpoint).
     pub scoped: Option<Credentials>,
+    /// Endpoint delivery: the job fetches its credentials from this container-credentials
+    /// endpoint (then `credentials` and `scoped` are None).
+    pub endpoint: Option<Endpoint>,
     pub region: Option<String>,
     pub log: DecisionLog,
 }
@@ -163,6 +175,7 @@ fn brokered(
             record,
             credentials: None,
             scoped,
+            endpoint: None,
             region: None,
             log: DecisionLog::Stderr,
         });
@@ -172,12 +185,36 @@ fn brokered(
             let record = read_record(g.record)?;
             let region = Some(g.region).filter(|r| !r.is_empty());
             let scoped = g.credentials.clone();
+            // Endpoint delivery: the session's token goes into a file only this user
+            // can read (written here, as the user, before exec), and the job gets its
+            // path; the wrapper's process, and so spark-submit after exec, is the
+            // session's process.
+            let endpoint = match &g.endpoint {
+                None => None,
+                Some(grant) => {
+                    let token_file = provisioner_core::container::write_token_file(
+                        &grant.token,
+                        &g.session_id,
+                        env,
+                    )
+                    .map_err(|e| WrapError {
+                        message: e.to_string(),
+                        code: exit::CREDENTIALS,
+                    })?;
+                    Some(Endpoint {
+                        remote: remote(env, &grant.url)?,
+                        uri: grant.url.clone(),
+                        token_file,
+                    })
+                }
+            };
             Ok(Identity {
                 mode: Mode::Broker,
                 decision: g.decision,
                 record,
                 credentials: g.credentials,
                 scoped,
+                endpoint,
                 region,
                 log: DecisionLog::Stderr,
             })
@@ -200,6 +237,7 @@ fn brokered(
                     record,
                     credentials: None,
                     scoped: None,
+                    endpoint: None,
                     region: None,
                     log: DecisionLog::Stderr,
                 })
@@ -310,6 +348,7 @@ fn resolve_job(
         record,
         credentials,
         scoped,
+        endpoint: None,
         region,
         log: platform.settings.decision_log.clone(),
         decision,
@@ -347,10 +386,24 @@ fn propagate(
         .expiration
         .or_else(|| non_empty(env, AWS_CREDENTIAL_EXPIRATION).and_then(|v| parse_rfc3339(&v)));
     let expiration = expires_at.and_then(rfc3339);
-    let mut warnings = vec![format!(
-        "propagated the credentials of a provisioned process ({MARKER}: tier {}, user {}); the identity was not resolved again",
-        marker.tier, marker.user
-    )];
+    // Keys win; without them, a kernel in endpoint mode hands on its endpoint.
+    let has_keys = non_empty(env, AWS_ACCESS_KEY_ID).is_some()
+        && non_empty(env, AWS_SECRET_ACCESS_KEY).is_some();
+    let endpoint = if marker.tier != Tier::Default && !has_keys {
+        propagated_endpoint(env)?
+    } else {
+        None
+    };
+    let mut warnings = vec![match &endpoint {
+        None => format!(
+            "propagated the credentials of a provisioned process ({MARKER}: tier {}, user {}); the identity was not resolved again",
+            marker.tier, marker.user
+        ),
+        Some(e) => format!(
+            "propagated the credentials endpoint of a provisioned process ({MARKER}: tier {}, user {}): driver and executors fetch and refresh their credentials from {}; the identity was not resolved again",
+            marker.tier, marker.user, e.uri
+        ),
+    }];
     if let Some(syn_user) = non_empty(env, "SYN_USER")
         && marker.user != syn_user
     {
@@ -358,7 +411,7 @@ fn propagate(
                 "SYN_USER={syn_user} differs from the user of the provisioned process; the job runs with that process's credentials"
             ));
     }
-    if expires_at.is_some_and(|t| t <= SystemTime::now()) {
+    if endpoint.is_none() && expires_at.is_some_and(|t| t <= SystemTime::now()) {
         warnings.push(format!(
             "the propagated credentials expired at {}; restart the kernel to obtain new ones",
             expiration.as_deref().unwrap_or_default()
@@ -374,7 +427,10 @@ fn propagate(
     };
     let mut record = DecisionRecord::new(&decision);
     let mut credentials = None;
-    if marker.tier != Tier::Default {
+    if endpoint.is_some() {
+        record.credentials = "propagated";
+        record.delivery = Some("endpoint".into());
+    } else if marker.tier != Tier::Default {
         match (
             non_empty(env, AWS_ACCESS_KEY_ID),
             non_empty(env, AWS_SECRET_ACCESS_KEY),
@@ -392,8 +448,9 @@ fn propagate(
                 record.refused = Some(Refusal {
                     code: RefusalCode::CredentialsUnavailable,
                     message: format!(
-                        "{MARKER} names tier {} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
-                        marker.tier
+                        "{MARKER} names tier {} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set, nor {}",
+                        marker.tier,
+                        endpoint::FULL_URI
                     ),
                     fix: "do not unset the AWS_* variables of a provisioned kernel; restart the kernel to restore them".into(),
                     exit_code: exit::CREDENTIALS,
@@ -401,19 +458,74 @@ fn propagate(
             }
         }
     }
-    record.expiration = expiration;
+    // Credentials fetched from an endpoint are renewed: there is no one expiry to record.
+    record.expiration = if endpoint.is_some() { None } else { expiration };
     let scoped = credentials.clone();
     Ok(Identity {
         mode: Mode::Propagate,
         record,
         credentials,
         scoped,
+        endpoint,
         region,
         log: platform
             .as_ref()
             .map(|p| p.settings.decision_log.clone())
             .unwrap_or(DecisionLog::Stderr),
         decision,
+    })
+}
+
+/// The endpoint of a provisioned kernel in endpoint mode, when its environment names
+/// one; an error for one that cannot work (never a fall-back to other credentials).
+fn propagated_endpoint(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Endpoint>, WrapError> {
+    let Some(uri) = non_empty(env, endpoint::FULL_URI) else {
+        return Ok(None);
+    };
+    let refuse = |message: String| WrapError {
+        message,
+        code: exit::CREDENTIALS,
+    };
+    provisioner_core::container::check_endpoint_url(&uri).map_err(|p| {
+        refuse(format!(
+            "{} is unusable: {}; fix: restart the kernel so that the launcher sets it again",
+            endpoint::FULL_URI,
+            p.problem
+        ))
+    })?;
+    let Some(token_file) = non_empty(env, endpoint::TOKEN_FILE) else {
+        return Err(refuse(format!(
+            "{} is set but {} is not; fix: restart the kernel so that the launcher writes the token file again",
+            endpoint::FULL_URI,
+            endpoint::TOKEN_FILE
+        )));
+    };
+    let token_file = std::path::PathBuf::from(token_file);
+    if !token_file.is_file() {
+        return Err(refuse(format!(
+            "{} names {}, which is not a readable file; fix: restart the kernel so that the launcher writes the token file again",
+            endpoint::TOKEN_FILE,
+            token_file.display()
+        )));
+    }
+    let remote = remote(env, &uri)?;
+    Ok(Some(Endpoint {
+        uri,
+        token_file,
+        remote,
+    }))
+}
+
+/// The endpoint for executors elsewhere, when configured ([`endpoint::remote_from_env`]).
+fn remote(
+    env: &dyn Fn(&str) -> Option<String>,
+    local_uri: &str,
+) -> Result<Option<endpoint::Remote>, WrapError> {
+    endpoint::remote_from_env(env, local_uri).map_err(|message| WrapError {
+        message,
+        code: exit::CONFIG,
     })
 }
 

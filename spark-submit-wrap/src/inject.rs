@@ -103,6 +103,13 @@ pub const SIMPLE_PROVIDER: &str = "org.apache.hadoop.fs.s3a.SimpleAWSCredentials
 /// it), but costs a deprecation warning in every job's log.
 pub const ENV_PROVIDER: &str =
     "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider";
+/// The SDK v2 provider that fetches from `AWS_CONTAINER_CREDENTIALS_FULL_URI` with the
+/// token of `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `..._TOKEN_FILE`, and fetches again
+/// before the credentials expire. Named explicitly for endpoint delivery: Hadoop's
+/// default chain reaches it through `IAMInstanceCredentialsProvider`, which falls back
+/// to the instance metadata service (the node's role) after one error.
+pub const CONTAINER_PROVIDER: &str =
+    "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider";
 
 const S3A: &str = "spark.hadoop.fs.s3a.";
 const S3A_BUCKET: &str = "spark.hadoop.fs.s3a.bucket.";
@@ -121,10 +128,15 @@ const ENV_PREFIXES: &[&str] = &[
 
 use provisioner_core::credentials::{Credentials, REGION_VARS, carries_identity};
 
+use crate::endpoint::{self, Endpoint, Remote, Truststore};
+
 /// Which cluster manager runs the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manager {
     Local,
+    /// `local-cluster[N,C,M]`: a standalone master and workers on this host, each
+    /// executor in a JVM of its own.
+    LocalCluster,
     Standalone,
     Yarn,
     Kubernetes,
@@ -143,7 +155,9 @@ impl Deploy {
     /// From the effective master and deploy mode (Spark's defaults: `local[*]`, client).
     pub fn from(master: Option<&str>, deploy_mode: Option<&str>) -> Deploy {
         let m = master.unwrap_or("local[*]").trim();
-        let manager = if m.starts_with("local") {
+        let manager = if m.starts_with("local-cluster") {
+            Manager::LocalCluster
+        } else if m.starts_with("local") {
             Manager::Local
         } else if m.starts_with("spark://") {
             Manager::Standalone
@@ -163,6 +177,7 @@ impl Deploy {
     pub fn describe(&self) -> String {
         let m = match self.manager {
             Manager::Local => "local",
+            Manager::LocalCluster => "local-cluster",
             Manager::Standalone => "standalone",
             Manager::Yarn => "yarn",
             Manager::Kubernetes => "kubernetes",
@@ -314,6 +329,58 @@ fn classify(key: &str) -> Option<Class> {
     None
 }
 
+/// How the scoped identity reaches the job.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery<'a> {
+    /// Keys in the conf and the environment (minted, static or propagated).
+    Keys(&'a Credentials),
+    /// A container-credentials endpoint that S3A and every SDK fetch from and refresh
+    /// through ([`crate::endpoint`]).
+    Endpoint(&'a Endpoint),
+}
+
+impl Delivery<'_> {
+    fn is_secret(&self, value: &str) -> bool {
+        match self {
+            Delivery::Keys(c) => c.is_secret(value),
+            Delivery::Endpoint(e) => e.is_secret(value),
+        }
+    }
+
+    /// The provider a neutralised `--conf` key is overridden with on the command line
+    /// (a name, never a secret), and how the warning says where S3A now looks.
+    fn cli_provider(&self) -> (&'static str, &'static str) {
+        match self {
+            Delivery::Keys(_) => (ENV_PROVIDER, "reads them from the AWS_* environment"),
+            Delivery::Endpoint(_) => (
+                CONTAINER_PROVIDER,
+                "fetches them from the credentials endpoint",
+            ),
+        }
+    }
+}
+
+/// The `AWS_*` variables whose scoped value may replace a user's `--conf` on the
+/// command line (none of them is a secret; every other one gets an empty value).
+const CLI_SAFE_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_CREDENTIAL_EXPIRATION",
+    endpoint::FULL_URI,
+    endpoint::TOKEN_FILE,
+];
+
+/// Whether executors (or a cluster-mode driver) of this deployment run where the
+/// loopback endpoint cannot serve them: on other hosts, or for `local-cluster`
+/// when a remote endpoint is configured (separate JVMs, as on a cluster).
+pub fn needs_remote_endpoint(deploy: Deploy, remote_configured: bool) -> bool {
+    match deploy.manager {
+        Manager::Local => false,
+        Manager::LocalCluster => remote_configured,
+        Manager::Standalone | Manager::Yarn | Manager::Kubernetes | Manager::Other => true,
+    }
+}
+
 /// Plans the injection for a tier with credentials; `region` is the job's region, if
 /// any. (The default tier does not call this: nothing is injected or neutralised
 /// there.)
@@ -323,21 +390,50 @@ pub fn plan(
     region: Option<&str>,
     deploy: Deploy,
 ) -> Injection {
+    plan_delivery(eff, Delivery::Keys(creds), region, deploy)
+}
+
+/// [`plan`] for either delivery. With an endpoint, a deployment that
+/// [`needs_remote_endpoint`] must have one configured (the caller refuses otherwise);
+/// without it the loopback endpoint is written, which fails closed on other hosts.
+pub fn plan_delivery(
+    eff: &Effective,
+    delivery: Delivery<'_>,
+    region: Option<&str>,
+    deploy: Deploy,
+) -> Injection {
     let mut inj = Injection::default();
-    let provider = provider(creds);
+    let (cli_provider, cli_means) = delivery.cli_provider();
 
     // 1. The scoped values, per key.
-    inj.set
-        .insert(format!("{S3A}access.key"), creds.access_key_id.clone());
-    inj.set
-        .insert(format!("{S3A}secret.key"), creds.secret_access_key.clone());
-    if let Some(t) = &creds.session_token {
-        inj.set.insert(format!("{S3A}session.token"), t.clone());
-    }
+    let provider = match delivery {
+        Delivery::Keys(creds) => {
+            inj.set
+                .insert(format!("{S3A}access.key"), creds.access_key_id.clone());
+            inj.set
+                .insert(format!("{S3A}secret.key"), creds.secret_access_key.clone());
+            if let Some(t) = &creds.session_token {
+                inj.set.insert(format!("{S3A}session.token"), t.clone());
+            }
+            provider(creds)
+        }
+        Delivery::Endpoint(_) => CONTAINER_PROVIDER,
+    };
     inj.set
         .insert(format!("{S3A}aws.credentials.provider"), provider.into());
-    let env_values = creds.launch_vars(region);
+    let remote = match delivery {
+        Delivery::Endpoint(e) => needs_remote_endpoint(deploy, e.remote.is_some()),
+        Delivery::Keys(_) => false,
+    };
     for prefix in deploy.env_prefixes() {
+        let env_values = match delivery {
+            Delivery::Keys(creds) => creds.launch_vars(region),
+            // Executors and a cluster-mode driver: the remote endpoint where needed.
+            Delivery::Endpoint(e) if remote => e
+                .remote_vars(region)
+                .unwrap_or_else(|| e.local_vars(region)),
+            Delivery::Endpoint(e) => e.local_vars(region),
+        };
         for (name, value) in &env_values {
             let key = format!("{prefix}{name}");
             if REGION_VARS.contains(name) && eff.entries.contains_key(&key) {
@@ -345,6 +441,17 @@ pub fn plan(
             }
             inj.set.insert(key, value.clone());
         }
+    }
+    if let Delivery::Endpoint(Endpoint {
+        remote: Some(Remote {
+            truststore: Some(ts),
+            ..
+        }),
+        ..
+    }) = delivery
+        && remote
+    {
+        trust_for_remote_jvms(&mut inj, eff, deploy, ts);
     }
     if deploy.cluster && deploy.manager == Manager::Other {
         inj.warnings.push(
@@ -404,13 +511,13 @@ pub fn plan(
                 base_cli_env_provider = true;
                 cli_credential_store |= *kind == S3aKind::CredentialPath;
                 inj.warnings.push(format!(
-                    "spark conf: {key} from --conf bypasses the scoped credentials; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                    "spark conf: {key} from --conf bypasses the scoped credentials; S3A now {cli_means} the wrapper sets; remove it"
                 ));
             }
             (Class::S3aBucket(bucket, _), Source::Cli(_)) => {
                 bucket_cli_env_provider.insert(bucket.clone());
                 inj.warnings.push(format!(
-                    "spark conf: {key} from --conf bypasses the scoped credentials for bucket {bucket}; S3A now reads them from the AWS_* environment the wrapper sets; remove it"
+                    "spark conf: {key} from --conf bypasses the scoped credentials for bucket {bucket}; S3A now {cli_means} the wrapper sets; remove it"
                 ));
             }
             (Class::S3aBucket(bucket, kind), _) => {
@@ -435,17 +542,11 @@ pub fn plan(
                 ));
             }
             (Class::Env { name, .. }, Source::Cli(_)) => {
-                let value = if inj.set.contains_key(key) {
-                    match name.as_str() {
-                        "AWS_ACCESS_KEY_ID"
-                        | "AWS_EC2_METADATA_DISABLED"
-                        | "AWS_CREDENTIAL_EXPIRATION" => {
-                            inj.set.get(key).cloned().unwrap_or_default()
-                        }
-                        _ => String::new(),
+                let value = match inj.set.get(key) {
+                    Some(v) if CLI_SAFE_VARS.contains(&name.as_str()) && !delivery.is_secret(v) => {
+                        v.clone()
                     }
-                } else {
-                    String::new()
+                    _ => String::new(),
                 };
                 let what = if value.is_empty() {
                     "overridden with an empty value on the command line (secrets never go there), so this variable holds no credential"
@@ -468,7 +569,7 @@ pub fn plan(
 
     // 3. Buckets with their own provider or keys use the scoped ones; with a credential
     // store from the command line still in place (it would answer for the bucket's
-    // keys first), the environment provider instead, as for the default.
+    // keys first), the command-line provider instead, as for the default.
     for bucket in &bucket_keys {
         if cli_credential_store {
             bucket_cli_env_provider.insert(bucket.clone());
@@ -476,34 +577,70 @@ pub fn plan(
         let p = format!("{S3A_BUCKET}{bucket}.");
         inj.set
             .insert(format!("{p}aws.credentials.provider"), provider.into());
-        inj.set
-            .insert(format!("{p}access.key"), creds.access_key_id.clone());
-        inj.set
-            .insert(format!("{p}secret.key"), creds.secret_access_key.clone());
-        if let Some(t) = &creds.session_token {
-            inj.set.insert(format!("{p}session.token"), t.clone());
-            inj.remove.remove(&format!("{p}session.token"));
-        }
-        for k in ["aws.credentials.provider", "access.key", "secret.key"] {
-            inj.remove.remove(&format!("{p}{k}"));
+        inj.remove.remove(&format!("{p}aws.credentials.provider"));
+        // With an endpoint the bucket's keys stay removed: the provider reads none.
+        if let Delivery::Keys(creds) = delivery {
+            inj.set
+                .insert(format!("{p}access.key"), creds.access_key_id.clone());
+            inj.set
+                .insert(format!("{p}secret.key"), creds.secret_access_key.clone());
+            if let Some(t) = &creds.session_token {
+                inj.set.insert(format!("{p}session.token"), t.clone());
+                inj.remove.remove(&format!("{p}session.token"));
+            }
+            for k in ["access.key", "secret.key"] {
+                inj.remove.remove(&format!("{p}{k}"));
+            }
         }
     }
     if base_cli_env_provider {
         inj.cli.push((
             format!("{S3A}aws.credentials.provider"),
-            ENV_PROVIDER.into(),
+            cli_provider.into(),
         ));
     }
     for bucket in &bucket_cli_env_provider {
         inj.cli.push((
             format!("{S3A_BUCKET}{bucket}.aws.credentials.provider"),
-            ENV_PROVIDER.into(),
+            cli_provider.into(),
         ));
     }
 
     // A secret must never reach the command line, whatever the rules above say.
-    inj.cli.retain(|(_, v)| !creds.is_secret(v));
+    inj.cli.retain(|(_, v)| !delivery.is_secret(v));
     inj
+}
+
+/// JVMs that use the remote endpoint trust its CA: `-Djavax.net.ssl.trustStore` (and
+/// its password, which guards only the store's integrity) added to the executors'
+/// (and a cluster-mode driver's) `extraJavaOptions`, after what the user set there.
+/// The truststore replaces the JVM's default one, so it must hold the CAs S3 and
+/// other services need as well (README.md, "Executors on other hosts").
+fn trust_for_remote_jvms(inj: &mut Injection, eff: &Effective, deploy: Deploy, ts: &Truststore) {
+    let mut opts = format!("-Djavax.net.ssl.trustStore={}", ts.path.display());
+    if let Some(p) = &ts.password {
+        opts.push_str(&format!(" -Djavax.net.ssl.trustStorePassword={p}"));
+    }
+    let mut keys = vec!["spark.executor.extraJavaOptions"];
+    if deploy.cluster {
+        keys.push("spark.driver.extraJavaOptions");
+    }
+    for key in keys {
+        match eff.entries.get(key) {
+            Some(entry) => {
+                let value = format!("{} {opts}", entry.value);
+                if matches!(entry.source, Source::Cli(_)) {
+                    // --conf wins over the file: the combined value goes there too.
+                    inj.cli.push((key.to_string(), value));
+                } else {
+                    inj.set.insert(key.to_string(), value);
+                }
+            }
+            None => {
+                inj.set.insert(key.to_string(), opts.clone());
+            }
+        }
+    }
 }
 
 /// Leaves `key` out of the merged file; when Spark will re-read the defaults file
@@ -963,6 +1100,255 @@ mod tests {
                 String::new()
             )]
         );
+    }
+
+    fn endpoint(remote: bool) -> Endpoint {
+        Endpoint {
+            uri: "http://127.0.0.1:4711/v1/credentials".into(),
+            token_file: "/run/user/1000/provisioner/session.token".into(),
+            remote: remote.then(|| Remote {
+                uri: "https://broker.internal:8443/v1/credentials".into(),
+                token: "APPTOKENVALUE".into(),
+                truststore: Some(Truststore {
+                    path: "/etc/provisioner/truststore.p12".into(),
+                    password: Some("changeit".into()),
+                }),
+            }),
+        }
+    }
+
+    const KEY_VARS: [&str; 3] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+
+    #[test]
+    fn endpoint_names_the_container_provider_and_passes_the_endpoint_not_keys() {
+        let eff = Effective::merge(&[], None, None, false);
+        let e = endpoint(false);
+        let inj = plan_delivery(
+            &eff,
+            Delivery::Endpoint(&e),
+            REGION,
+            Deploy::from(Some("local[2]"), None),
+        );
+        let s = &inj.set;
+        assert_eq!(
+            s["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            CONTAINER_PROVIDER
+        );
+        assert_eq!(
+            CONTAINER_PROVIDER,
+            "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
+        );
+        for k in ["access.key", "secret.key", "session.token"] {
+            assert!(!s.contains_key(&format!("spark.hadoop.fs.s3a.{k}")), "{k}");
+        }
+        assert_eq!(
+            s["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            e.uri
+        );
+        assert_eq!(
+            s["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
+            "/run/user/1000/provisioner/session.token"
+        );
+        assert_eq!(s["spark.executorEnv.AWS_EC2_METADATA_DISABLED"], "true");
+        assert_eq!(s["spark.executorEnv.AWS_REGION"], "us-east-1");
+        for v in KEY_VARS {
+            assert!(!s.contains_key(&format!("spark.executorEnv.{v}")), "{v}");
+        }
+        // The session token itself is in none of it: only its file's path.
+        assert!(!s.contains_key("spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+        assert!(!s.contains_key("spark.executor.extraJavaOptions"));
+        assert!(inj.cli.is_empty() && inj.warnings.is_empty(), "{inj:?}");
+    }
+
+    #[test]
+    fn endpoint_replaces_every_provider_and_key_the_user_set() {
+        let eff = Effective::merge(
+            &cli(&[
+                (
+                    "spark.hadoop.fs.s3a.bucket.logs.aws.credentials.provider",
+                    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+                ),
+                (
+                    "spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "http://127.0.0.1:9/elsewhere",
+                ),
+                (
+                    "spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                    "stolen",
+                ),
+                ("spark.executorEnv.AWS_SECRET_ACCESS_KEY", "usersecret"),
+            ]),
+            Some(map(&[
+                ("spark.hadoop.fs.s3a.access.key", "AKIAUSER"),
+                ("spark.hadoop.fs.s3a.secret.key", "usersecret"),
+                (
+                    "spark.hadoop.fs.s3a.aws.credentials.provider",
+                    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                ),
+                (
+                    "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
+                    "com.amazonaws.auth.InstanceProfileCredentialsProvider",
+                ),
+                ("spark.hadoop.fs.s3a.bucket.raw.access.key", "AKIAUSER"),
+                ("spark.hadoop.fs.s3a.bucket.raw.secret.key", "usersecret"),
+                ("spark.executorEnv.AWS_ACCESS_KEY_ID", "AKIAUSER"),
+            ])),
+            None,
+            false,
+        );
+        let e = endpoint(false);
+        let inj = plan_delivery(
+            &eff,
+            Delivery::Endpoint(&e),
+            REGION,
+            Deploy::from(Some("local[*]"), None),
+        );
+        let m = inj.merged_file(&eff);
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.aws.credentials.provider"],
+            CONTAINER_PROVIDER
+        );
+        assert_eq!(
+            m["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
+            CONTAINER_PROVIDER
+        );
+        for k in [
+            "spark.hadoop.fs.s3a.access.key",
+            "spark.hadoop.fs.s3a.secret.key",
+            "spark.hadoop.fs.s3a.bucket.raw.access.key",
+            "spark.hadoop.fs.s3a.bucket.raw.secret.key",
+            "spark.hadoop.fs.s3a.bucket.raw.session.token",
+            "spark.executorEnv.AWS_ACCESS_KEY_ID",
+        ] {
+            assert!(!m.contains_key(k), "{k}");
+        }
+        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
+        assert_eq!(
+            cli["spark.hadoop.fs.s3a.bucket.logs.aws.credentials.provider"],
+            CONTAINER_PROVIDER
+        );
+        // The endpoint's address and the token file's path are no secrets: they win on
+        // the command line; a token or a key from --conf is emptied there.
+        assert_eq!(
+            cli["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            e.uri
+        );
+        assert_eq!(
+            cli["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+            ""
+        );
+        assert_eq!(cli["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "");
+        assert!(!cli.contains_key("spark.hadoop.fs.s3a.aws.credentials.provider"));
+        assert!(
+            inj.warnings
+                .iter()
+                .any(|w| w.contains("fetches them from the credentials endpoint")),
+            "{:#?}",
+            inj.warnings
+        );
+        assert_eq!(inj.warnings.len(), 11, "{:#?}", inj.warnings);
+        assert!(
+            inj.warnings
+                .iter()
+                .all(|w| !w.contains("usersecret") && !w.contains("stolen"))
+        );
+    }
+
+    #[test]
+    fn where_executors_need_the_remote_endpoint() {
+        let d = |m: &str| Deploy::from(Some(m), None);
+        assert!(!needs_remote_endpoint(d("local[2]"), true));
+        assert_eq!(d("local-cluster[2,1,1024]").manager, Manager::LocalCluster);
+        assert!(!needs_remote_endpoint(d("local-cluster[2,1,1024]"), false));
+        assert!(needs_remote_endpoint(d("local-cluster[2,1,1024]"), true));
+        for m in [
+            "yarn",
+            "spark://m:7077",
+            "k8s://https://api:6443",
+            "mesos://x",
+        ] {
+            assert!(needs_remote_endpoint(d(m), false), "{m}");
+        }
+    }
+
+    #[test]
+    fn remote_executors_get_the_https_endpoint_an_application_token_and_the_truststore() {
+        let eff = Effective::merge(
+            &cli(&[
+                ("spark.executor.extraJavaOptions", "-XX:+UseG1GC"),
+                // A user who knows the application token still cannot put it on the
+                // command line through the wrapper.
+                (
+                    "spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                    "APPTOKENVALUE",
+                ),
+            ]),
+            None,
+            None,
+            false,
+        );
+        let e = endpoint(true);
+        let inj = plan_delivery(
+            &eff,
+            Delivery::Endpoint(&e),
+            REGION,
+            Deploy::from(Some("yarn"), Some("cluster")),
+        );
+        let s = &inj.set;
+        for prefix in [EXECUTOR_ENV, YARN_AM_ENV] {
+            assert_eq!(
+                s[&format!("{prefix}AWS_CONTAINER_CREDENTIALS_FULL_URI")],
+                "https://broker.internal:8443/v1/credentials"
+            );
+            assert_eq!(
+                s[&format!("{prefix}AWS_CONTAINER_AUTHORIZATION_TOKEN")],
+                "APPTOKENVALUE"
+            );
+            // Shadowed: an inherited session token file would win in botocore.
+            assert_eq!(
+                s[&format!("{prefix}AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")],
+                ""
+            );
+        }
+        let trust = "-Djavax.net.ssl.trustStore=/etc/provisioner/truststore.p12 -Djavax.net.ssl.trustStorePassword=changeit";
+        assert_eq!(s["spark.driver.extraJavaOptions"], trust);
+        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
+        assert_eq!(
+            cli["spark.executor.extraJavaOptions"],
+            format!("-XX:+UseG1GC {trust}")
+        );
+        assert!(inj.cli.iter().all(|(_, v)| !v.contains("APPTOKENVALUE")));
+
+        // local-cluster with a remote endpoint: executors use it (separate JVMs).
+        let eff = Effective::merge(&[], None, None, false);
+        let inj = plan_delivery(
+            &eff,
+            Delivery::Endpoint(&e),
+            None,
+            Deploy::from(Some("local-cluster[2,1,1024]"), None),
+        );
+        assert_eq!(
+            inj.set["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            "https://broker.internal:8443/v1/credentials"
+        );
+        assert_eq!(inj.set["spark.executor.extraJavaOptions"], trust);
+        assert!(!inj.set.contains_key("spark.driver.extraJavaOptions"));
+        // plain local: the loopback endpoint and the token file, no truststore.
+        let inj = plan_delivery(
+            &eff,
+            Delivery::Endpoint(&e),
+            None,
+            Deploy::from(Some("local[2]"), None),
+        );
+        assert_eq!(
+            inj.set["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            e.uri
+        );
+        assert!(!inj.set.contains_key("spark.executor.extraJavaOptions"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod conf;
+pub mod endpoint;
 pub mod error;
 pub mod explain;
 pub mod find;

@@ -48,7 +48,7 @@ use spark_submit_wrap::args::Parsed;
 use spark_submit_wrap::error::WrapError;
 use spark_submit_wrap::identity::{self, Identity};
 use spark_submit_wrap::plan::{self, Launch, final_args};
-use spark_submit_wrap::{explain, find, propsfile};
+use spark_submit_wrap::{endpoint, explain, find, inject, propsfile};
 
 const NAME: &str = "spark-submit-wrap";
 
@@ -141,6 +141,7 @@ fn pass_through(
             conf: None,
             cli_overrides: Vec::new(),
             env: explain::redact_env(env.vars()),
+            credentials_endpoint: None,
             warnings: Vec::new(),
         };
         println!(
@@ -171,8 +172,17 @@ fn guarded_env(pid: u32) -> Vec<(OsString, OsString)> {
     vars
 }
 
-/// The scoped process environment for spark-submit (and, in client mode, the driver).
+/// The scoped process environment for spark-submit (and, in client mode, the driver):
+/// the endpoint's variables with endpoint delivery, else the credentials'.
 fn child_env(identity: &Identity, pid: u32) -> ChildEnv {
+    if let Some(e) = &identity.endpoint {
+        return endpoint::child_env(
+            guarded_env(pid),
+            &identity.decision,
+            e,
+            identity.region.as_deref(),
+        );
+    }
     let region = identity.region.clone().unwrap_or_default();
     ChildEnv::for_launch(
         guarded_env(pid),
@@ -222,6 +232,12 @@ fn explain(l: &Launch, real: &Result<PathBuf, find::FindError>) -> Result<(), Wr
             .map(|i| i.cli.iter().map(|(k, _)| k.clone()).collect())
             .unwrap_or_default(),
         env: explain::redact_env(child_env(&l.identity, std::process::id()).vars()),
+        credentials_endpoint: l.identity.endpoint.as_ref().map(|e| {
+            explain::endpoint_summary(
+                e,
+                inject::needs_remote_endpoint(l.deploy, e.remote.is_some()),
+            )
+        }),
         warnings: l.warnings.clone(),
     };
     println!(

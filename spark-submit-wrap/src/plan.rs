@@ -14,7 +14,7 @@ use crate::args::{PYSPARK_SHELL_MAIN, Parsed, SPARKR_SHELL_MAIN};
 use crate::conf::{self, Effective};
 use crate::error::WrapError;
 use crate::identity::Identity;
-use crate::inject::{self, Deploy, Injection};
+use crate::inject::{self, Delivery, Deploy, Injection};
 use crate::propsfile;
 
 /// Everything decided about one launch, before anything is written or exec'd.
@@ -61,7 +61,8 @@ pub fn plan(
     let mut warnings = Vec::new();
     // Files are read only when something will be injected: in the default tier (or
     // for a command line Spark will reject) the user's files are Spark's business.
-    let needs_conf = identity.scoped.is_some() && parsed.insertion_point().is_some();
+    let needs_conf = (identity.scoped.is_some() || identity.endpoint.is_some())
+        && parsed.insertion_point().is_some();
     let user_file = match parsed.properties_file().filter(|_| needs_conf) {
         Some(o) => match conf::read_properties(Path::new(&o.value), "--properties-file") {
             Ok(m) => Some(m),
@@ -117,13 +118,36 @@ pub fn plan(
         ));
     }
 
-    let injection = match (&identity.scoped, parsed.insertion_point()) {
-        (Some(s), Some(_)) => Some(inject::plan(
+    let injection = match (
+        &identity.scoped,
+        &identity.endpoint,
+        parsed.insertion_point(),
+    ) {
+        (Some(s), _, Some(_)) => Some(inject::plan(
             &effective,
             s,
             identity.region.as_deref(),
             deploy,
         )),
+        (None, Some(e), Some(_)) => {
+            if inject::needs_remote_endpoint(deploy, e.remote.is_some()) && e.remote.is_none() {
+                return Err(WrapError {
+                    message: format!(
+                        "the executors of a {} deployment cannot reach the credentials endpoint {} on this host's loopback; fix: set {} to the endpoint's HTTPS address for executors (README.md, \"Executors on other hosts\"), or run with --master local[*]",
+                        deploy.describe(),
+                        e.uri,
+                        crate::endpoint::REMOTE_URL_VAR
+                    ),
+                    code: provisioner_core::exit::CREDENTIALS,
+                });
+            }
+            Some(inject::plan_delivery(
+                &effective,
+                Delivery::Endpoint(e),
+                identity.region.as_deref(),
+                deploy,
+            ))
+        }
         _ => None,
     };
     let (merged, merged_map) = match &injection {

@@ -199,3 +199,66 @@ fn an_unreachable_broker_is_exit_4_and_a_provisioned_kernel_propagates_without_a
     assert!(b.requests.lock().unwrap().is_empty());
     assert_eq!(run.record_json()["credentials"], "propagated");
 }
+
+#[test]
+fn endpoint_delivery_writes_the_token_file_and_passes_the_endpoint_not_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let url = "http://127.0.0.1:877/v1/credentials/s3ss10n1d";
+    let session_token = "0123456789abcdef0123456789abcdef";
+    let mut answer = granted();
+    answer.credentials = None;
+    answer.delivery = Delivery::Endpoint;
+    answer.endpoint = Some(protocol::EndpointGrant {
+        url: url.into(),
+        token: session_token.into(),
+    });
+    answer.session = Some(protocol::SessionTicket {
+        id: "s3ss10n1d".into(),
+        token: session_token.into(),
+    });
+    let b = StandInBroker::start(&sb, answer);
+    let socket = b.socket.display().to_string();
+    let run = sb.run(
+        "broker-endpoint",
+        &args(&["--wrap-broker", &socket, "--master", "local[2]", "job.py"]),
+        &job_env(&sb),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+
+    // The token is in a 0600 file in the user's runtime directory, nowhere else.
+    let token_file = sb.runtime_dir().join("provisioner/s3ss10n1d.token");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), session_token);
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let env = run.environ();
+    assert_eq!(env["AWS_CONTAINER_CREDENTIALS_FULL_URI"], url);
+    assert_eq!(
+        env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
+        token_file.display().to_string()
+    );
+    assert_eq!(env["AWS_REGION"], "eu-west-1");
+    for gone in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    ] {
+        assert!(!env.contains_key(gone), "{gone}");
+    }
+    let (_, content, _) = run.props_files().pop().expect("a private properties file");
+    let conf = parse_properties(&content.unwrap());
+    assert_eq!(
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"],
+        "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
+    );
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        url
+    );
+    assert!(!conf.keys().any(|k| k.ends_with(".access.key")));
+    assert!(!conf.values().any(|v| v.contains(session_token)));
+    let cmdline = String::from_utf8_lossy(&run.cmdline_bytes()).into_owned();
+    assert!(!cmdline.contains(session_token));
+    assert!(!run.stderr().contains(session_token));
+}

@@ -87,7 +87,7 @@ fn venv_bin() -> Option<PathBuf> {
     .map(PathBuf::from)
 }
 
-/// `--jars` and S3A conf when `SPARK_S3A_JARS` lists hadoop-aws and its dependencies,
+/// The S3A jars on the class path and S3A conf when `SPARK_S3A_JARS` lists hadoop-aws and its dependencies,
 /// plus `PROBE_S3A=1` for the application; nothing without it.
 fn s3a_setup() -> (Vec<String>, Vec<(String, String)>) {
     let Some(jars) = test_support::server_for_part(
@@ -97,9 +97,14 @@ fn s3a_setup() -> (Vec<String>, Vec<(String, String)>) {
     ) else {
         return (Vec::new(), Vec::new());
     };
+    // On the class path where they lie: `--jars` would copy the 686 MB SDK bundle into
+    // the application's temporary directory on every run.
+    let classpath = jars.to_string_lossy().replace(',', ":");
     let args = [
-        "--jars".to_string(),
-        jars.to_string_lossy().into_owned(),
+        "--conf".to_string(),
+        format!("spark.driver.extraClassPath={classpath}"),
+        "--conf".into(),
+        format!("spark.executor.extraClassPath={classpath}"),
         "--conf".into(),
         // A closed loopback port: opening the file system sends nothing anyway.
         "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9".into(),

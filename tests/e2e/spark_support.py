@@ -5,7 +5,9 @@ the `pyspark` package's directory as SPARK_HOME. S3A is not part of PySpark: Spa
 add `org.apache.hadoop:hadoop-aws` at the Hadoop version their Spark ships (3.5.0 for
 PySpark 4.3) with what it depends on, the AWS SDK v2 bundle above all, as
 `--packages` would. scripts/test resolves exactly that with Maven and passes the jars in
-SPARK_S3A_JARS (comma-separated paths).
+SPARK_S3A_JARS (comma-separated paths). The jars go on the driver's and executors' class
+path where they lie (`spark.driver.extraClassPath`, `spark.executor.extraClassPath`):
+`--jars` would copy the 686 MB SDK bundle into every application's temporary directory.
 
 Everything stays on loopback: SPARK_LOCAL_IP=127.0.0.1, no UI, the S3A endpoint and
 AWS_ENDPOINT_URL point at radosgw, AWS_EC2_METADATA_DISABLED=true comes from clean_env.
@@ -17,6 +19,7 @@ S3A and boto3 inside executors can read.
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -86,22 +89,42 @@ def s3a_settings(endpoint, region):
     (XAmzContentSHA256Mismatch). Over plain HTTP the SDK v2 signs payloads in aws-chunked
     form, which radosgw 16 rejects for empty bodies (directory markers, `_SUCCESS`) with
     the same error; the SigV4 signer with an unsigned payload (what the SDK sends over
-    HTTPS anyway) is accepted for every write S3A makes."""
+    HTTPS anyway) is accepted for every write S3A makes.
+
+    Bulk deletes are off (`fs.s3a.multiobjectdelete.enable=false`, Hadoop's documented
+    setting for stores without a usable DeleteObjects): radosgw 16 answers AccessDenied for
+    every key of a DeleteObjects request made with STS session credentials carrying a
+    session policy, whatever the policy grants (even `s3:*` on every resource), while
+    DeleteObject on the same key succeeds. S3A's writes remove directory markers and
+    `_temporary` with bulk deletes; one DeleteObject per key works under the product's
+    session policy. AWS S3 authorizes each key of a DeleteObjects request by
+    `s3:DeleteObject` and needs no such setting."""
     settings = {
         "endpoint": endpoint,
         "endpoint.region": region,
         "path.style.access": "true",
         "connection.ssl.enabled": "false",
         "s3.signing-algorithm": "AWS4UnsignedPayloadSignerType",
+        "multiobjectdelete.enable": "false",
         "attempts.maximum": "1",
         "retry.limit": "1",
     }
     return {f"spark.hadoop.fs.s3a.{k}": v for k, v in settings.items()}
 
 
-def submit_options(rgw):
-    """spark-submit options for a local[2] job that can use S3A on radosgw."""
-    opts = ["--master", "local[2]", "--jars", ",".join(s3a_jars()),
+def s3a_classpath_options():
+    """S3A's jars on the driver's and the executors' class path, read where they lie
+    (`--jars` copies each into the application's temporary directory first: 686 MB of
+    SDK bundle per run)."""
+    classpath = ":".join(s3a_jars())
+    return ["--conf", f"spark.driver.extraClassPath={classpath}",
+            "--conf", f"spark.executor.extraClassPath={classpath}"]
+
+
+def submit_options(rgw, master="local[2]"):
+    """spark-submit options for a job (local[2] unless told) that can use S3A on
+    radosgw."""
+    opts = ["--master", master, *s3a_classpath_options(),
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.shuffle.partitions=2"]
     for k, v in s3a_settings(rgw.endpoint, rgw.region).items():
@@ -239,3 +262,28 @@ def probe(spark, bucket, forbidden=()):
         "s3a_other_dir": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/")),
     }
 """
+
+
+def throwaway_ca(directory):
+    """A throw-away CA and a certificate for 127.0.0.1 it signed (openssl), and a Java
+    PKCS12 truststore holding the CA (keytool). Returns (certificate, key, truststore,
+    truststore password). A deployment's truststore also holds the CAs its other
+    services need: a JVM given one trusts nothing else."""
+    d = Path(directory)
+    d.mkdir(mode=0o700)
+
+    def run(*argv):
+        subprocess.run(argv, cwd=d, check=True, capture_output=True, timeout=120)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=provisioner test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "server.ext", "-out", "server.pem")
+    password = "changeit"
+    run("keytool", "-importcert", "-noprompt", "-alias", "provisioner-test-ca",
+        "-file", "ca.pem", "-keystore", "truststore.p12", "-storetype", "PKCS12",
+        "-storepass", password)
+    return d / "server.pem", d / "server.key", d / "truststore.p12", password

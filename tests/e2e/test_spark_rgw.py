@@ -14,12 +14,16 @@ costs ~10 s and ~450 MB. What a user would notice:
   (the wrapper points S3A at the SDK v2 environment provider);
 - inside a kernel, Spark gets the kernel's credentials (the wrapper propagates them and
   says so in its decision record) instead of minting new ones;
-- this S3A accepts the SDK v2 container credentials provider and reads through it.
+- this S3A accepts the SDK v2 container credentials provider and reads through it;
+- a job started inside a kernel in endpoint mode gets the kernel's credentials endpoint
+  (no keys), and keeps reading and writing its plane after its first credentials have
+  expired: S3A fetched new ones from the endpoint by itself.
 
 radosgw accepts only S3 actions in a session policy: the data planes have no Glue
 databases and the Bedrock statement is off; its role ARNs carry no account.
 """
 
+import json
 import os
 import shlex
 import subprocess
@@ -28,6 +32,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.env import REPO_ROOT, clean_env
 from harness.platform import platform_file
@@ -35,11 +40,13 @@ from kernel_support import read_records, run_cell
 from spark_support import (
     PROBE,
     PySparkKernels,
+    pyspark_home,
     result,
     spark_bin,
     spark_env,
     spark_home_overlay,
     submit_options,
+    throwaway_ca,
 )
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "stand_ins"))
@@ -166,6 +173,19 @@ spark = SparkSession.builder.appName("bypass-job").getOrCreate()
 seen = probe(spark, sys.argv[1])
 seen["bucket_provider"] = spark.sparkContext.getConf().get(
     "spark.hadoop.fs.s3a.bucket.%s.aws.credentials.provider" % sys.argv[1], None)
+
+def _write(plane):
+    # A whole Spark write: directory markers, part files, rename, _SUCCESS, cleanup.
+    path = f"s3a://{sys.argv[1]}/{plane}/written/"
+    try:
+        spark.createDataFrame([("e,f",), ("5,6",)], ["value"]).coalesce(1) \
+            .write.mode("overwrite").text(path)
+    except Exception as e:
+        return _denied_or_error(e)
+    return _s3a(lambda: spark.read.text(path))
+
+seen["s3a_own_write"] = _write("plane-a")
+seen["s3a_other_write"] = _write("plane-b")
 print("RESULT " + json.dumps(seen), flush=True)
 spark.stop()
 """
@@ -174,7 +194,7 @@ spark.stop()
 def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
         rgw, spark_stack, spark_submit_wrap, tmp_path):
     """A user who puts keys that read everything (the launcher's) and a provider that
-    uses them on the command line for the bucket still reads only the plane: the
+    uses them on the command line for the bucket still reads and writes only the plane: the
     wrapper cannot remove --conf, so it points the bucket's S3A provider at the SDK v2
     environment provider, which Hadoop 3.5 loads and which reads the scoped AWS_*."""
     bucket, config, log = spark_stack
@@ -203,6 +223,9 @@ def test_s3a_keys_on_the_command_line_lose_to_the_scoped_environment(
     assert seen["s3a_own_dir"] == ROWS
     assert seen["s3a_other_file"] == "AccessDenied", seen
     assert seen["s3a_other_dir"] == "AccessDenied"
+    # Writes go through the same provider: into the plane, not beside it.
+    assert seen["s3a_own_write"] == ["5,6", "e,f"], seen["s3a_own_write"]
+    assert seen["s3a_other_write"] == "AccessDenied", seen["s3a_other_write"]
     for ex in seen["executors"]:
         assert ex["boto3_own"] == DATA and ex["boto3_other"] == "AccessDenied", ex
     # The wrapper names the provider as Hadoop 3.5 documents it: no remapping warning.
@@ -329,3 +352,284 @@ def test_pyspark_in_a_kernel_gets_the_kernels_credentials(
                for w in spark_record["warnings"]), spark_record
     assert spark_record["expiration"] == kernel_record["expiration"]
     assert_scoped_spark(seen, seen["kernel_key_id"], rgw.launcher)
+
+
+# radosgw sessions this short (rgw-start.sh allows 20 s) expire during the job. The AWS
+# SDK v2 treats credentials as stale one minute before their Expiration and fetches again
+# at the next request after that (its prefetch time, 15 minutes before, has passed too):
+# with 75 s the first credentials serve about 15 s, then every request finds them stale
+# or due and fetches; the job waits until they have expired for sure before its second
+# round.
+SHORT_SESSION = 75
+
+REFRESH_JOB = PROBE + """
+import sys, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("long-job").getOrCreate()
+bucket, wait = sys.argv[1], float(sys.argv[2])
+with open(sys.argv[3]) as f:  # the session token, to look for it (never in argv)
+    token = f.read()
+sc = spark.sparkContext
+conf = dict(sc.getConf().getAll())
+
+def write(plane, name):
+    # A whole Spark write: directory markers, part files, rename, _SUCCESS, cleanup.
+    path = f"s3a://{bucket}/{plane}/{name}/"
+    try:
+        spark.createDataFrame([("e,f",), ("5,6",)], ["value"]).coalesce(1) \\
+            .write.mode("overwrite").text(path)
+    except Exception as e:
+        return _denied_or_error(e)
+    return _s3a(lambda: spark.read.text(path))
+
+def executor(_):
+    # boto3 in an executor's Python worker, with the environment Spark gave it.
+    import os, boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    e = os.environ
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"},
+                                          retries={"max_attempts": 1}))
+    def get(key):
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        except ClientError as err:
+            return err.response["Error"].get("Code") or "error"
+    yield {"full_uri": e.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+           "token_file": e.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+           "keys": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in e],
+           "own": get("plane-a/data.csv"), "other": get("plane-b/secret.csv")}
+
+def round_(n):
+    return {"start": time.time(),
+            "own": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
+            "other": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/secret.csv")),
+            "own_write": write("plane-a", f"written-{n}"),
+            "other_write": write("plane-b", f"written-{n}"),
+            "executors": sc.parallelize(range(2), 2).mapPartitions(executor).collect(),
+            "end": time.time()}
+
+first = round_(1)
+time.sleep(wait)
+second = round_(2)
+with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+    jvm_cmdline = f.read()
+print("RESULT " + json.dumps({
+    "first": first, "second": second,
+    "provider": conf.get("spark.hadoop.fs.s3a.aws.credentials.provider"),
+    "conf_keys": sorted(k for k in conf if k.endswith((".access.key", ".secret.key", ".session.token"))),
+    "conf_full_uri": conf.get("spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    "driver_keys": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in os.environ],
+    "driver_full_uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    "token_on_jvm_cmdline": token.encode() in jvm_cmdline,
+    "token_in_conf": any(token in v for v in conf.values()),
+}), flush=True)
+spark.stop()
+"""
+
+
+def endpoint_token_file(directory):
+    """A session token in a 0600 file (no trailing newline) in a 0700 directory, as the
+    launcher writes it. Returns (token, path)."""
+    token = uuid.uuid4().hex
+    directory.mkdir(mode=0o700)
+    path = directory / "session.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, token.encode())
+    os.close(fd)
+    return token, path
+
+
+def test_spark_job_in_an_endpoint_kernel_keeps_its_plane_after_its_credentials_expire(
+        rgw, spark_stack, provisioner, spark_submit_wrap, tmp_path):
+    """A job submitted from a kernel in endpoint mode (the marker, the endpoint and its
+    token file; no keys) through the wrapper: S3A uses the SDK v2 container provider the
+    wrapper names, and reads and writes the plane (and only the plane) before and after
+    the credentials it fetched first have expired. The endpoint is a stand-in that mints
+    every answer from radosgw STS with the product's own session policy for alice and a
+    75 s lifetime; it counts the fetches."""
+    bucket, config, log = spark_stack
+    explained = provisioner.run("explain", "--config", config, "--user", "alice",
+                                "--flow", "job", "--json")
+    assert explained.returncode == 0, explained.stderr
+    policy = json.loads(explained.stdout)["policy"]
+    token, token_file = endpoint_token_file(tmp_path / "token")
+    app = tmp_path / "long_job.py"
+    app.write_text(REFRESH_JOB)
+    minted = []
+
+    def mint():
+        keys, expiration = rgw.mint(policy=policy, duration=SHORT_SESSION, session_name="alice")
+        minted.append(keys)
+        return keys, expiration
+
+    with ContainerCredentials(token=token, mint=mint) as endpoint:
+        env = spark_env(rgw, {
+            "SYN_PROVISIONED": "tier=session_policy;user=alice",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint.url,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+            "SYN_PLATFORM_CONFIG": config,
+        })
+        r = spark_submit_wrap.run(*submit_options(rgw), app, bucket,
+                                  str(SHORT_SESSION + 10), token_file,
+                                  env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
+        served = list(endpoint.served)
+        fetches = endpoint.fetches()
+        unauthorized = [q for q in endpoint.requests if not q["authorized"]]
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+
+    # The wrapper passed the endpoint on: the provider named, no keys anywhere.
+    assert seen["provider"] == CONTAINER_PROVIDER
+    assert seen["conf_keys"] == [] and seen["driver_keys"] == [], seen
+    assert seen["driver_full_uri"] == seen["conf_full_uri"] == endpoint.url
+    assert not seen["token_on_jvm_cmdline"] and not seen["token_in_conf"]
+    [record] = read_records(log)
+    assert record["credentials"] == "propagated" and record["user"] == "alice"
+    assert any("propagated the credentials endpoint" in w for w in record["warnings"]), record
+
+    # Both rounds: the plane is read and written, nothing beside it; boto3 in the
+    # executors uses the same endpoint.
+    for name in ("first", "second"):
+        rnd = seen[name]
+        assert rnd["own"] == ROWS, (name, rnd)
+        assert rnd["own_write"] == ["5,6", "e,f"], (name, rnd["own_write"])
+        assert rnd["other"] == "AccessDenied", (name, rnd)
+        assert rnd["other_write"] == "AccessDenied", (name, rnd["other_write"])
+        assert len(rnd["executors"]) == 2
+        for ex in rnd["executors"]:
+            assert ex["full_uri"] == endpoint.url and ex["token_file"] == str(token_file), ex
+            assert ex["keys"] == [], ex
+            assert (ex["own"], ex["other"]) == (DATA, "AccessDenied"), ex
+
+    # The second round ran after the first credentials had expired, on credentials
+    # fetched after that: the SDK fetched again by itself.
+    assert unauthorized == [] and len(fetches) >= 2, fetches
+    _, first_key, first_expiration = served[0]
+    expired_at = datetime.strptime(first_expiration, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=timezone.utc).timestamp()
+    assert seen["second"]["start"] > expired_at, (seen["second"]["start"], first_expiration)
+    assert any(t > expired_at for t, _, _ in served), served
+    assert len({k for _, k, _ in served}) >= 2
+    # And they really had expired: radosgw refuses them now, not the later ones.
+    [first_keys] = [k for k in minted if k.access_key_id == first_key]
+    with pytest.raises(ClientError) as denied:
+        rgw.s3(first_keys).get_object(Bucket=bucket, Key="plane-a/data.csv")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    fresh, _ = mint()
+    body = rgw.s3(fresh).get_object(Bucket=bucket, Key="plane-a/data.csv")["Body"].read()
+    assert body.decode() == DATA
+
+
+CLUSTER_JOB = PROBE + """
+import sys, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("cluster-job").getOrCreate()
+bucket = sys.argv[1]
+with open(sys.argv[2]) as f:  # the application token, to look for it (never in argv)
+    app_token = f.read().strip().encode()
+sc = spark.sparkContext
+
+def write(plane):
+    path = f"s3a://{bucket}/{plane}/from-executors/"
+    try:
+        spark.createDataFrame([("e,f",), ("5,6",)], ["value"]).repartition(2) \\
+            .write.mode("overwrite").text(path)
+    except Exception as e:
+        return _denied_or_error(e)
+    return _s3a(lambda: spark.read.text(path))
+
+def executor(_):
+    e = os.environ
+    yield {"full_uri": e.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+           "has_token": bool(e.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")),
+           "token_file": e.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+           "keys": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in e]}
+
+def token_on_a_command_line():
+    hits = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if app_token in f.read():
+                    hits.append(pid)
+        except OSError:
+            pass
+    return hits
+
+seen = {
+    "executors": sc.parallelize(range(2), 2).mapPartitions(executor).collect(),
+    "driver_full_uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    "own": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-a/data.csv")),
+    "other": _s3a(lambda: spark.read.text(f"s3a://{bucket}/plane-b/secret.csv")),
+    "own_write": write("plane-a"),
+    "other_write": write("plane-b"),
+}
+seen["token_on_a_command_line"] = token_on_a_command_line()
+# Executors register as their JVMs come up: counted once the work is done (the driver's
+# block manager is in the list too).
+seen["executor_jvms"] = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
+print("RESULT " + json.dumps(seen), flush=True)
+spark.stop()
+"""
+
+
+def test_executors_in_their_own_jvms_fetch_over_https_with_an_application_token(
+        rgw, spark_stack, provisioner, spark_submit_wrap, tmp_path):
+    """Spark's local-cluster mode (a master, two workers, each executor a JVM of its
+    own, as on a cluster) from a kernel in endpoint mode with an HTTPS address for
+    executors configured: the driver keeps the loopback endpoint and the session's
+    token file; the executors get the HTTPS endpoint, the application token (through
+    the private properties file only) and a truststore that trusts the endpoint's test
+    CA, and their S3A reads and writes the plane, and nothing beside it, with what
+    they fetch there."""
+    bucket, config, log = spark_stack
+    explained = provisioner.run("explain", "--config", config, "--user", "alice",
+                                "--flow", "job", "--json")
+    assert explained.returncode == 0, explained.stderr
+    policy = json.loads(explained.stdout)["policy"]
+    cert, key, truststore, password = throwaway_ca(tmp_path / "tls")
+    session_token, token_file = endpoint_token_file(tmp_path / "token")
+    app_token, app_token_file = endpoint_token_file(tmp_path / "app-token")
+    app = tmp_path / "cluster_job.py"
+    app.write_text(CLUSTER_JOB)
+
+    def mint():
+        return rgw.mint(policy=policy, duration=3600, session_name="alice")
+
+    with ContainerCredentials(token=session_token, mint=mint) as local, \
+            ContainerCredentials(token=app_token, mint=mint, tls=(cert, key)) as remote:
+        env = spark_env(rgw, {
+            "SYN_PROVISIONED": "tier=session_policy;user=alice",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": local.url,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+            "SYN_PLATFORM_CONFIG": config,
+            "SYN_EXECUTOR_CREDENTIALS_URL": f"https://127.0.0.1:{remote.port}",
+            "SYN_EXECUTOR_CREDENTIALS_TOKEN_FILE": str(app_token_file),
+            "SYN_EXECUTOR_TRUSTSTORE": str(truststore),
+            "SYN_EXECUTOR_TRUSTSTORE_PASSWORD": password,
+            # Workers start executors from Spark's installation.
+            "SPARK_HOME": str(pyspark_home()),
+        })
+        r = spark_submit_wrap.run(*submit_options(rgw, master="local-cluster[2,1,1024]"),
+                                  app, bucket, app_token_file,
+                                  env=env, cwd=tmp_path, timeout=SPARK_TIMEOUT)
+        local_fetches, remote_fetches = local.fetches(), remote.fetches()
+        refused = [q for q in local.requests + remote.requests if not q["authorized"]]
+    seen = result(r.stdout)
+    assert r.returncode == 0 and seen, f"exit {r.returncode}\n{r.stderr[-6000:]}"
+    assert seen["executor_jvms"] == 2, seen
+    assert seen["driver_full_uri"] == local.url
+    for ex in seen["executors"]:
+        assert ex["full_uri"] == remote.url and ex["has_token"], ex
+        # The session's token file (inherited from the driver here) is shadowed.
+        assert not ex["token_file"] and ex["keys"] == [], ex
+    assert seen["token_on_a_command_line"] == [], seen
+    assert seen["own"] == ROWS, seen
+    assert seen["own_write"] == ["5,6", "e,f"], seen["own_write"]
+    assert seen["other"] == "AccessDenied", seen
+    assert seen["other_write"] == "AccessDenied", seen["other_write"]
+    # The executors fetched over HTTPS with the application token; the driver over
+    # loopback with the session's.
+    assert remote_fetches and local_fetches, (remote_fetches, local_fetches)
+    assert refused == [], refused

@@ -72,6 +72,9 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT
 rgw data = $D/rgw
 rgw sts key = abcdefghijklmnop
 rgw s3 auth use sts = true
+# Sessions as short as 20 s (radosgw's default minimum is AWS's 900 s), so that refresh
+# tests can watch credentials expire within a test run.
+rgw sts min session duration = 20
 EOF
 
 T="timeout 60"
