@@ -197,10 +197,7 @@ fn brokered(
                         &g.session_id,
                         env,
                     )
-                    .map_err(|e| WrapError {
-                        message: e.to_string(),
-                        code: exit::CREDENTIALS,
-                    })?;
+                    .map_err(|e| WrapError::Credentials(e.to_string()))?;
                     Some(Endpoint {
                         remote: remote(env, &grant.url)?,
                         uri: grant.url.clone(),
@@ -484,10 +481,7 @@ fn propagated_endpoint(
     let Some(uri) = non_empty(env, endpoint::FULL_URI) else {
         return Ok(None);
     };
-    let refuse = |message: String| WrapError {
-        message,
-        code: exit::CREDENTIALS,
-    };
+    let refuse = WrapError::Credentials;
     provisioner_core::container::check_endpoint_url(&uri).map_err(|p| {
         refuse(format!(
             "{} is unusable: {}; fix: restart the kernel so that the launcher sets it again",
@@ -523,10 +517,7 @@ fn remote(
     env: &dyn Fn(&str) -> Option<String>,
     local_uri: &str,
 ) -> Result<Option<endpoint::Remote>, WrapError> {
-    endpoint::remote_from_env(env, local_uri).map_err(|message| WrapError {
-        message,
-        code: exit::CONFIG,
-    })
+    endpoint::remote_from_env(env, local_uri).map_err(WrapError::Config)
 }
 
 #[cfg(test)]

@@ -131,15 +131,12 @@ pub fn plan(
         )),
         (None, Some(e), Some(_)) => {
             if inject::needs_remote_endpoint(deploy, e.remote.is_some()) && e.remote.is_none() {
-                return Err(WrapError {
-                    message: format!(
-                        "the executors of a {} deployment cannot reach the credentials endpoint {} on this host's loopback; fix: set {} to the endpoint's HTTPS address for executors (README.md, \"Executors on other hosts\"), or run with --master local[*]",
-                        deploy.describe(),
-                        e.uri,
-                        crate::endpoint::REMOTE_URL_VAR
-                    ),
-                    code: provisioner_core::exit::CREDENTIALS,
-                });
+                return Err(WrapError::Credentials(format!(
+                    "the executors of a {} deployment cannot reach the credentials endpoint {} on this host's loopback; fix: set {} to the endpoint's HTTPS address for executors (README.md, \"Executors on other hosts\"), or run with --master local[*]",
+                    deploy.describe(),
+                    e.uri,
+                    crate::endpoint::REMOTE_URL_VAR
+                )));
             }
             Some(inject::plan_delivery(
                 &effective,
