@@ -77,14 +77,14 @@ fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Er
     match client::launch_accepting_endpoint(socket, ctx) {
         Err(r) => {
             if let Some(rec) = &r.record {
-                eprintln!("{rec}");
+                log_record(rec);
             }
             Err(Error::Broker(Box::new(r)))
         }
         Ok(g) => {
             // The record as the broker wrote it (it names the authenticated caller),
             // on stderr like embedded mode's default decision_log.
-            eprintln!("{}", g.record);
+            log_record(&g.record);
             match &g.endpoint {
                 None => exec_kernel(&args.argv, &g.decision, g.credentials.as_ref(), &g.region),
                 Some(endpoint) => {
@@ -105,6 +105,17 @@ fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Er
             }
         }
     }
+}
+
+/// The broker's decision record on stderr as one line. Rendered first and written once:
+/// stderr is unbuffered, and a `Value` displayed straight into it costs one `write` per
+/// token, a few hundred per launch.
+fn log_record(record: &serde_json::Value) {
+    use std::io::Write;
+    let mut line = record.to_string();
+    line.push('\n');
+    // Nowhere to report a failed write to stderr; the launch goes on as embedded mode's does.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Builds the child's environment and execs the kernel; returns only on failure.
