@@ -5,7 +5,8 @@
 //! Checked besides "never panics": every error is one line with an UPPER_SNAKE code; a
 //! request that decodes re-encodes to one that decodes equal; a frame longer than the
 //! limit is refused before its body is read; an answer the client accepts never carries
-//! credentials for the default tier and never lacks them for a minting tier.
+//! credentials or an endpoint for the default tier, and carries exactly one of them for a
+//! minting tier.
 
 #![no_main]
 
@@ -29,7 +30,14 @@ fuzz_target!(|data: &[u8]| {
             match client::granted(answer) {
                 Ok(g) => {
                     let minting = g.decision.tier != Tier::Default;
-                    assert_eq!(g.credentials.is_some(), minting, "{g:?}");
+                    // A minting tier delivers keys or an endpoint, never both; the
+                    // default tier delivers neither.
+                    assert_eq!(
+                        g.credentials.is_some() || g.endpoint.is_some(),
+                        minting,
+                        "{g:?}"
+                    );
+                    assert!(!(g.credentials.is_some() && g.endpoint.is_some()), "{g:?}");
                     if minting {
                         assert!(!g.region.is_empty());
                     }
