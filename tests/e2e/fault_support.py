@@ -159,8 +159,8 @@ _SERVERS = []
 _original_xml = fake_sts.assume_role_xml
 
 
-def _recording_xml(params):
-    xml = _original_xml(params)
+def _recording_xml(params, lifetime=None):
+    xml = _original_xml(params, lifetime)
     for server in _SERVERS:
         server._record(params, xml)
     return xml
