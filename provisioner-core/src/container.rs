@@ -279,7 +279,7 @@ mod tests {
         }
         for bad in [
             "https://127.0.0.1/x",
-            "http://169.254.170.2/x",
+            "http://192.0.2.10/x",
             "http://localhost:1/x",
             "http://10.0.0.1:80/x",
             "ftp://127.0.0.1/",

@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(check(&endpoint()), Ok(()));
         for bad in [
             "http://10.0.0.1:80/x",
-            "http://169.254.169.254/latest",
+            "http://198.51.100.7/latest",
             "https://127.0.0.1/x",
             "127.0.0.1:80",
         ] {

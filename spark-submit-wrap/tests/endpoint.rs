@@ -210,7 +210,7 @@ fn an_endpoint_that_cannot_work_is_refused_before_exec() {
             "plainremote",
             with(
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                Some("http://169.254.169.254/latest/meta-data"),
+                Some("http://198.51.100.7/latest/meta-data"),
             ),
             "not a loopback address",
         ),
