@@ -1870,6 +1870,38 @@ except Exception as e:
     }
 
     #[test]
+    fn a_user_removed_at_reload_gets_nothing_through_application_tokens() {
+        require_root!();
+        let u = users();
+        let pki = Pki::new();
+        let ca = pki.path("ca.pem");
+        let sts = FakeSts::start_with_lifetime(600);
+        let p = platform(Some(&sts.url()), json!({}));
+        let (b, _flags, _executor) = executor_broker(&p, &pki);
+        let mut alice = Holder::launch(u.alice, &b.socket, true);
+        let (url, app) = alice.app();
+        assert_eq!(fetch_tls(None, &url, &ca, &app)["status"], 200);
+        let mut q = p.clone();
+        q["users"] = Value::Array(
+            q["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["id"] != ALICE)
+                .cloned()
+                .collect(),
+        );
+        std::fs::write(b.config(), q.to_string()).unwrap();
+        b.signal("HUP");
+        b.wait_log("refused (UNKNOWN_USER)");
+        let v = fetch_tls(None, &url, &ca, &app);
+        assert_eq!(code_of(&v), (Some(403), Some("UNKNOWN_USER")), "{v}");
+        // Nor does the session get new tokens.
+        let v = alice.ask(&app_token_request(&alice.session_token()));
+        assert_eq!(v["error"]["code"], "UNKNOWN_USER", "{v}");
+    }
+
+    #[test]
     fn a_broker_without_the_executor_endpoint_gives_keys_and_no_application_token() {
         require_root!();
         let u = users();
