@@ -11,10 +11,13 @@
 //! A failed mint keeps the credentials already held while they are valid and retries
 //! with backoff.
 //!
-//! [`Broker::watch_processes`] ends sessions whose process exited (pid plus start time,
-//! polled every second) or that reached `max_session_seconds`;
-//! [`Broker::restore_sessions`] rebuilds the live sessions from the store after a
-//! restart and mints their credentials again.
+//! Each session also has an exit watcher ([`Broker::watch_exit`]): it waits on a pidfd
+//! of the session's process ([`ExitWatch`]) and ends the session the moment the process
+//! exits. [`Broker::watch_processes`] polls, every second, the sessions no pidfd watches
+//! (pid plus start time; pidfds unavailable) and ends any session past
+//! `max_session_seconds`; [`Broker::restore_sessions`] rebuilds the live sessions from
+//! the store after a restart (each with a new exit watcher) and mints their credentials
+//! again.
 //!
 //! This module must never serve a request, never log a secret, and never mint for a
 //! session that has ended.
@@ -30,20 +33,45 @@ use provisioner_core::record::{CallerRecord, DecisionRecord};
 
 use crate::peer;
 use crate::server::{Broker, cache_key_of, hash_bytes};
-use crate::sessions::{LiveSession, Served, refresh_delay};
+use crate::sessions::{ExitWatch, LiveSession, Served, refresh_delay};
 use crate::store::now_secs;
 
-/// How often the process watcher looks at every session's process.
+/// How often the poll looks at the processes no pidfd watches, and at every session's
+/// maximum lifetime.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// How long a session whose decision refuses waits before resolving again by itself
 /// (a reload wakes it at once).
 const REFUSED_RECHECK: Duration = Duration::from_secs(300);
 
 impl Broker {
-    /// Starts the scheduler task of a session.
+    /// Starts the scheduler task of a session, and the watcher that ends the session
+    /// when its process exits.
     pub(crate) fn spawn_refresher(self: &Arc<Self>, s: Arc<LiveSession>) {
         let b = Arc::clone(self);
+        let watched = Arc::clone(&s);
         tokio::spawn(async move { b.refresher(s).await });
+        let b = Arc::clone(self);
+        tokio::spawn(async move { b.watch_exit(watched).await });
+    }
+
+    /// Ends the session when its process exits: at once with a pidfd, else through the
+    /// once-a-second poll. Holds the pidfd only while the session lives.
+    async fn watch_exit(self: Arc<Self>, s: Arc<LiveSession>) {
+        let watch = ExitWatch::open(s.pid, s.pid_start_time, &s.boot_id, self.store.boot_id());
+        match watch {
+            ExitWatch::Exited => self.end_session(&s, "process exited").await,
+            ExitWatch::Poll => s.poll_instead(),
+            ExitWatch::Pidfd(fd) => match s.exited_or_ended(&fd).await {
+                Ok(()) => self.end_session(&s, "process exited").await,
+                Err(e) => {
+                    tracing::warn!(
+                        "session {}: cannot wait on its pidfd ({e}); polling its process instead",
+                        s.id
+                    );
+                    s.poll_instead();
+                }
+            },
+        }
     }
 
     async fn refresher(self: Arc<Self>, s: Arc<LiveSession>) {
@@ -274,32 +302,37 @@ impl Broker {
         tracing::info!("session {} ended: {reason}", s.id);
     }
 
-    /// Every second: end the sessions whose process is gone (pid and start time) or
-    /// whose maximum lifetime is reached.
+    /// Every second: end the polled sessions whose process is gone (pid and start
+    /// time) and every session whose maximum lifetime is reached. Sessions watched by a
+    /// pidfd cost nothing here but a look at their end time.
     pub(crate) async fn watch_processes(self: Arc<Self>) {
         let mut tick = tokio::time::interval(WATCH_EVERY);
         let boot = self.store.boot_id().to_string();
         loop {
             tick.tick().await;
-            let sessions = self.sessions.all();
-            let b = boot.clone();
-            let gone = tokio::task::spawn_blocking(move || {
-                let now = now_secs();
-                sessions
-                    .into_iter()
-                    .filter_map(|s| {
-                        if !peer::process_alive(s.pid, s.pid_start_time, &s.boot_id, &b) {
-                            Some((s, "process exited"))
-                        } else if now >= s.ends_at {
-                            Some((s, "maximum session lifetime reached"))
-                        } else {
-                            None
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
+            let now = now_secs();
+            let mut gone = Vec::new();
+            let mut polled = Vec::new();
+            for s in self.sessions.all() {
+                if now >= s.ends_at {
+                    gone.push((s, "maximum session lifetime reached"));
+                } else if s.is_polled() {
+                    polled.push(s);
+                }
+            }
+            if !polled.is_empty() {
+                let b = boot.clone();
+                let exited = tokio::task::spawn_blocking(move || {
+                    polled
+                        .into_iter()
+                        .filter(|s| !peer::process_alive(s.pid, s.pid_start_time, &s.boot_id, &b))
+                        .map(|s| (s, "process exited"))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+                gone.extend(exited);
+            }
             for (s, reason) in gone {
                 self.end_session(&s, reason).await;
             }

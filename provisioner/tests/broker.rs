@@ -2130,3 +2130,107 @@ except Exception as e:
         check(busy, &["cannot listen on --executor-endpoint"]);
     }
 }
+/// The launched "kernel" for exit tests: prints its endpoint URL, then runs until its
+/// standard input is closed.
+const UNTIL_STDIN_CLOSES: &str = r#"
+import os, sys
+print(os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", ""), flush=True)
+sys.stdin.read()
+"#;
+
+/// Starts an endpoint kernel as `uid` that lives until its stdin closes; returns it and
+/// the path of its session's URL.
+fn spawn_until_stdin_closes(uid: (u32, u32), socket: &Path) -> (Child, String) {
+    let mut c = as_user(uid);
+    c.arg(BIN)
+        .arg("kernel")
+        .arg("--broker")
+        .arg(socket)
+        .args(["--", "python3", "-c", UNTIL_STDIN_CLOSES])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run the launcher");
+    let mut line = Vec::new();
+    let mut out = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let uri = String::from_utf8(line).unwrap();
+    let path = uri
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_else(|| panic!("no endpoint URL in the kernel's environment: {uri:?}"));
+    (child, path)
+}
+
+/// The status of one GET of `path` without a token, from this (root) process: 401 while
+/// the session lives, 404 once it has ended.
+fn status_of(addr: &str, path: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Closes the kernel's stdin, waits for it to exit, and returns how long after its exit
+/// the endpoint refused the session (404), polling every 5 ms for at most 3 s.
+fn exit_to_refusal(mut child: Child, addr: &str, path: &str) -> Duration {
+    assert_eq!(status_of(addr, path), 401, "the session should be live");
+    drop(child.stdin.take());
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}");
+    let exited = Instant::now();
+    loop {
+        let status = status_of(addr, path);
+        if status == 404 {
+            return exited.elapsed();
+        }
+        assert_eq!(status, 401, "unexpected answer after exit");
+        assert!(
+            exited.elapsed() < Duration::from_secs(3),
+            "the session was still live 3 s after its process exited"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_endpoint_refuses_a_session_within_seconds_of_its_process_exit_also_after_a_restart() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let (mut b, addr) = endpoint_broker(&platform(Some(&sts.url()), json!({})));
+    let (first, first_path) = spawn_until_stdin_closes(u.alice, &b.socket);
+    let (second, second_path) = spawn_until_stdin_closes(u.bob, &b.socket);
+
+    let launched = exit_to_refusal(first, &addr, &first_path);
+    // The other session is untouched by the first one's end.
+    assert_eq!(status_of(&addr, &second_path), 401);
+
+    // A session restored from the state database after a kill -9 is watched as well.
+    b.signal("KILL");
+    let _ = b.wait_exit();
+    b.spawn_with(&["--endpoint", &addr]);
+    b.wait_log("1 endpoint sessions restored");
+    let restored = exit_to_refusal(second, &addr, &second_path);
+    eprintln!(
+        "exit to refusal: launched session {:.1} ms, restored session {:.1} ms",
+        launched.as_secs_f64() * 1e3,
+        restored.as_secs_f64() * 1e3
+    );
+    let log = b.log_text();
+    assert_eq!(log.matches("ended: process exited").count(), 2, "{log}");
+}

@@ -22,10 +22,16 @@ jitter of up to 10 are left, scaled for short lifetimes: with lifetime L (under 
 lead is L/2 and the jitter window L/4, so a session re-mints every L/4 to L/2 seconds, mean
 3L/8. Expected calls: sessions x DURATION / (3L/8).
 
+Idle (`--idle SECONDS`, instead of the two above): the broker's CPU time and context
+switches (all its threads, from /proc) over SECONDS with the sessions live and nothing to
+do: no request, and credentials (`--lifetime 3600`) far from their refresh. What is left
+is the cost of watching the sessions' processes.
+
 Everything listens on 127.0.0.1 or a Unix socket in a scratch directory. Run as any user.
 
 Usage: refresh_bench.py --provisioner target/release/provisioner [--sessions 1000]
                         [--lifetime 40] [--duration 90] [--rate 1000] [--seconds 20] [--out DIR]
+       refresh_bench.py --provisioner target/release/provisioner --idle 60 --lifetime 3600
 """
 
 import argparse
@@ -211,6 +217,37 @@ def tcp_rows():
     return n
 
 
+def cpu_and_switches(pid):
+    """(CPU seconds, context switches) of every thread of `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    switches = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+        except OSError:
+            pass
+    return cpu, switches
+
+
+def idle(broker_pid, sessions, seconds):
+    """The broker's CPU use and context switches per second over `seconds` of idling."""
+    time.sleep(5)  # let the launches' tasks settle
+    cpu0, sw0 = cpu_and_switches(broker_pid)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    cpu1, sw1 = cpu_and_switches(broker_pid)
+    wall = time.monotonic() - t0
+    return {"sessions": sessions, "seconds": round(wall, 1),
+            "cpu_ms_per_s": round((cpu1 - cpu0) * 1000 / wall, 3),
+            "cpu_percent_of_one_core": round((cpu1 - cpu0) * 100 / wall, 3),
+            "context_switches_per_s": round((sw1 - sw0) / wall, 1)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--provisioner", required=True)
@@ -220,6 +257,7 @@ def main():
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--idle", type=int, metavar="SECONDS")
     ap.add_argument("--out")
     a = ap.parse_args()
 
@@ -261,6 +299,16 @@ def main():
         for x in answers:
             url = x["endpoint"]["url"]
             sessions.append((url[url.index("/v1/"):], x["endpoint"]["token"]))
+
+        if a.idle:
+            result = idle(broker.pid, a.sessions, a.idle)
+            result.update(launch_s=round(launch_s, 1), lifetime_s=a.lifetime,
+                          loadavg=os.getloadavg(), cpus=os.cpu_count())
+            print(json.dumps(result, indent=1))
+            if a.out:
+                Path(a.out).mkdir(parents=True, exist_ok=True)
+                (Path(a.out) / "refresh-idle.json").write_text(json.dumps(result, indent=1))
+            return 0
 
         sts_post(sts_port, "/_reset", {})
         observe_start = time.time()
