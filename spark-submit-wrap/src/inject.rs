@@ -157,7 +157,7 @@ impl Deploy {
         let m = master.unwrap_or("local[*]").trim();
         let manager = if m.starts_with("local-cluster") {
             Manager::LocalCluster
-        } else if m.starts_with("local") {
+        } else if m == "local" || m.starts_with("local[") {
             Manager::Local
         } else if m.starts_with("spark://") {
             Manager::Standalone
@@ -184,6 +184,16 @@ impl Deploy {
             Manager::Other => "other",
         };
         format!("{m} {}", if self.cluster { "cluster" } else { "client" })
+    }
+
+    /// Whether executors (or the driver) run in JVMs other than the one `spark-submit`
+    /// starts here: every master but `local`, `local[N]`, `local[*]` and `local[N,F]`
+    /// (`local-cluster`, `spark://`, YARN, Kubernetes, and any master the wrapper does not
+    /// know), and every cluster deploy mode. Those JVMs cannot read this process's
+    /// token file, or cannot reach this host's loopback address: endpoint delivery
+    /// gives them the broker's HTTPS endpoint and an application token.
+    pub fn executors_elsewhere(&self) -> bool {
+        self.cluster || self.manager != Manager::Local
     }
 
     /// The env-conf prefixes the wrapper fills for this deployment.
@@ -1256,6 +1266,37 @@ mod tests {
                 .iter()
                 .all(|w| !w.contains("usersecret") && !w.contains("stolen"))
         );
+    }
+
+    #[test]
+    fn executors_run_elsewhere_for_every_master_but_local() {
+        let d = |m: Option<&str>, mode: Option<&str>| Deploy::from(m, mode);
+        for m in [
+            None,
+            Some("local"),
+            Some("local[2]"),
+            Some("local[*]"),
+            Some(" local[4,2] "),
+        ] {
+            assert!(!d(m, None).executors_elsewhere(), "{m:?}");
+            assert!(!d(m, Some("client")).executors_elsewhere(), "{m:?}");
+            assert_eq!(d(m, None).manager, Manager::Local, "{m:?}");
+        }
+        for m in [
+            "local-cluster[2,1,1024]",
+            "spark://master:7077",
+            "yarn",
+            "k8s://https://api:6443",
+            "mesos://x:5050",
+            // Not a master Spark knows: treated as remote, never as the driver's JVM.
+            "localhost",
+        ] {
+            assert!(d(Some(m), None).executors_elsewhere(), "{m}");
+        }
+        assert_eq!(d(Some("localhost"), None).manager, Manager::Other);
+        // Cluster deploy mode: the driver itself runs elsewhere.
+        assert!(d(Some("local[2]"), Some("cluster")).executors_elsewhere());
+        assert!(d(Some("yarn"), Some("cluster")).executors_elsewhere());
     }
 
     #[test]
