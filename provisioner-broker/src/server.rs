@@ -546,6 +546,14 @@ impl Broker {
         started: Instant,
     ) -> (Answer, LogLine) {
         let platform = self.platform();
+        if req.op == Op::ApplicationToken {
+            let line = LogLine {
+                outcome: "refused",
+                code: Some("NO_EXECUTOR_ENDPOINT".into()),
+                ..LogLine::default()
+            };
+            return (no_executor_endpoint(), line);
+        }
         let mut line = LogLine {
             claimed: req.context.user.clone(),
             ..LogLine::default()
@@ -612,6 +620,7 @@ impl Broker {
                 line.record = Some(v.to_string());
                 (ok_answer(Some(v), None, None, None), line)
             }
+            Op::ApplicationToken => (no_executor_endpoint(), line),
             Op::Launch => {
                 let accept_endpoint = req.accept_endpoint;
                 self.launch(
@@ -1076,6 +1085,7 @@ fn ok_answer(
         region,
         session,
         endpoint: None,
+        executor_endpoint: None,
         error: None,
     }
 }
@@ -1091,6 +1101,16 @@ fn refusal_answer(r: &Refusal) -> Answer {
         e.exit_code = r.exit_code;
     }
     a
+}
+
+fn no_executor_endpoint() -> Answer {
+    let fix = "start the broker with --executor-endpoint, --tls-cert and --tls-key";
+    Answer::error(
+        "NO_EXECUTOR_ENDPOINT",
+        format!("this broker has no HTTPS endpoint for executors on other hosts; fix: {fix}"),
+        Some(fix.into()),
+        exit::CREDENTIALS,
+    )
 }
 
 fn state_unavailable() -> Answer {

@@ -78,6 +78,7 @@ fn granted() -> Answer {
         region: Some("eu-west-1".into()),
         session: None,
         endpoint: None,
+        executor_endpoint: None,
         error: None,
     }
 }

@@ -62,6 +62,10 @@ pub struct Granted {
     /// Pass it to [`crate::container::write_token_file`] and
     /// [`crate::child_env::ChildEnv::for_endpoint`].
     pub endpoint: Option<EndpointGrant>,
+    /// With endpoint delivery, when the launch asked for it and the broker has an HTTPS
+    /// executor endpoint: its `https://` URL for this session and an application token
+    /// for executors in other JVMs or hosts.
+    pub executor_endpoint: Option<EndpointGrant>,
     /// The session id (names the token file); empty when the broker sent none.
     pub session_id: String,
     pub region: String,
@@ -160,14 +164,89 @@ pub fn request(op: Op, context: WireContext) -> Request {
         op,
         context,
         accept_endpoint: false,
+        executor_endpoint: false,
+        session_token: None,
     }
+}
+
+/// What a launcher can do with the answer of a launch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaunchOptions {
+    /// The launcher can deliver through the broker's loopback credentials endpoint.
+    pub accept_endpoint: bool,
+    /// The launched program has executors in other JVMs or hosts: with endpoint
+    /// delivery, ask for the broker's HTTPS executor endpoint and an application token
+    /// too. A broker without that endpoint answers with keys instead.
+    pub executor_endpoint: bool,
+}
+
+/// Asks the broker to launch with `options`; [`launch`] and
+/// [`launch_accepting_endpoint`] are this with fixed options.
+pub fn launch_with(
+    socket: &Path,
+    context: WireContext,
+    options: LaunchOptions,
+) -> Result<Granted, BrokerRefusal> {
+    let mut req = request(Op::Launch, context);
+    req.accept_endpoint = options.accept_endpoint;
+    req.executor_endpoint = options.executor_endpoint;
+    granted(call(socket, &req)?)
+}
+
+/// Asks the broker for a fresh application token for the session whose bearer token is
+/// `session_token` (read from `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` inside an
+/// endpoint-mode process). The broker grants it only to the session's own user, and only
+/// when it has an HTTPS executor endpoint (else `NO_EXECUTOR_ENDPOINT`).
+pub fn application_token(
+    socket: &Path,
+    session_token: &str,
+) -> Result<EndpointGrant, BrokerRefusal> {
+    let mut req = request(Op::ApplicationToken, WireContext::unused());
+    req.session_token = Some(session_token.to_string());
+    let answer = call(socket, &req)?;
+    if let Some(e) = refusal_of(&answer) {
+        return Err(e);
+    }
+    let grant = answer
+        .executor_endpoint
+        .ok_or_else(|| bad("an application token answer without an executor endpoint"))?;
+    check_executor_grant(&grant, None)?;
+    Ok(grant)
+}
+
+/// An executor endpoint grant must be an `https://` URL of the credentials path (of
+/// `session` when known) and a token usable as a header value.
+fn check_executor_grant(grant: &EndpointGrant, session: Option<&str>) -> Result<(), BrokerRefusal> {
+    let rest = grant
+        .url
+        .strip_prefix("https://")
+        .ok_or_else(|| bad("an executor endpoint that is not https"))?;
+    let (authority, path) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("an executor endpoint without a path"))?;
+    let id = path
+        .strip_prefix("v1/credentials/")
+        .ok_or_else(|| bad("an executor endpoint outside /v1/credentials/"))?;
+    let usable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    if !usable(authority)
+        || !usable(id)
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || session.is_some_and(|s| s != id)
+    {
+        return Err(bad("an executor endpoint for another session"));
+    }
+    if !usable(&grant.token) {
+        return Err(bad("an unusable application token"));
+    }
+    Ok(())
 }
 
 /// Asks the broker to launch: the answer as [`Granted`], or why not. The broker
 /// delivers keys (`Granted::credentials`), never an endpoint.
 pub fn launch(socket: &Path, context: WireContext) -> Result<Granted, BrokerRefusal> {
-    let answer = call(socket, &request(Op::Launch, context))?;
-    granted(answer)
+    launch_with(socket, context, LaunchOptions::default())
 }
 
 /// Like [`launch`], for a launcher that can deliver through the broker's credentials
@@ -179,9 +258,14 @@ pub fn launch_accepting_endpoint(
     socket: &Path,
     context: WireContext,
 ) -> Result<Granted, BrokerRefusal> {
-    let mut req = request(Op::Launch, context);
-    req.accept_endpoint = true;
-    granted(call(socket, &req)?)
+    launch_with(
+        socket,
+        context,
+        LaunchOptions {
+            accept_endpoint: true,
+            executor_endpoint: false,
+        },
+    )
 }
 
 /// Asks the broker for the dry run: the record printed by `explain` (with the policy).
@@ -247,6 +331,9 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| bad("a record without a known flow"))?;
     let mut endpoint = None;
+    if answer.executor_endpoint.is_some() && answer.delivery != Delivery::Endpoint {
+        return Err(bad("an executor endpoint without endpoint delivery"));
+    }
     let credentials = match (answer.delivery, answer.credentials, tier) {
         (Delivery::None, None, Tier::Default) => None,
         (Delivery::Endpoint, None, t) if t != Tier::Default => {
@@ -309,10 +396,14 @@ pub fn granted(answer: Answer) -> Result<Granted, BrokerRefusal> {
     {
         return Err(bad("endpoint delivery without a usable session id"));
     }
+    if let Some(g) = &answer.executor_endpoint {
+        check_executor_grant(g, Some(&session_id))?;
+    }
     Ok(Granted {
         decision,
         credentials,
         endpoint,
+        executor_endpoint: answer.executor_endpoint,
         session_id,
         region,
         record,
@@ -337,6 +428,7 @@ mod tests {
             region: Some("us-east-1".into()),
             session: None,
             endpoint: None,
+            executor_endpoint: None,
             error: None,
         }
     }
@@ -385,6 +477,86 @@ mod tests {
         ] {
             assert_eq!(granted(a).unwrap_err().code, "BAD_ANSWER");
         }
+    }
+
+    #[test]
+    fn executor_endpoints_come_only_with_endpoint_delivery_for_the_same_session() {
+        let grant = |url: &str| EndpointGrant {
+            url: url.into(),
+            token: "a1b2".into(),
+        };
+        let mut a = endpoint_answer("http://127.0.0.1:8125/v1/credentials/abc", Some("abc"));
+        a.executor_endpoint = Some(grant("https://broker.example:8443/v1/credentials/abc"));
+        let g = granted(a).unwrap();
+        assert_eq!(
+            g.executor_endpoint.unwrap().url,
+            "https://broker.example:8443/v1/credentials/abc"
+        );
+        let g = granted(endpoint_answer(
+            "http://127.0.0.1:8125/v1/credentials/abc",
+            Some("abc"),
+        ))
+        .unwrap();
+        assert!(g.executor_endpoint.is_none());
+        let mut with_keys = answer("session_policy", Some(creds()), Delivery::Environment);
+        with_keys.executor_endpoint = Some(grant("https://h:1/v1/credentials/abc"));
+        let mut bad_answers = vec![with_keys];
+        for url in [
+            "http://h:1/v1/credentials/abc",
+            "https://h:1/v1/credentials/other",
+            "https://h:1/elsewhere/abc",
+            "https:///v1/credentials/abc",
+            "https://h:1/v1/credentials/a bc",
+        ] {
+            let mut a = endpoint_answer("http://127.0.0.1:8125/v1/credentials/abc", Some("abc"));
+            a.executor_endpoint = Some(grant(url));
+            bad_answers.push(a);
+        }
+        let mut empty_token =
+            endpoint_answer("http://127.0.0.1:8125/v1/credentials/abc", Some("abc"));
+        empty_token.executor_endpoint = Some(EndpointGrant {
+            url: "https://h:1/v1/credentials/abc".into(),
+            token: String::new(),
+        });
+        bad_answers.push(empty_token);
+        for a in bad_answers {
+            assert_eq!(granted(a).unwrap_err().code, "BAD_ANSWER");
+        }
+    }
+
+    #[test]
+    fn an_application_token_is_asked_with_the_session_token_and_read_back() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("b.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in [
+                r#"{"version":1,"ok":true,"executor_endpoint":{"url":"https://h:8443/v1/credentials/abc","token":"feed"}}"#,
+                r#"{"version":1,"ok":false,"error":{"code":"NO_EXECUTOR_ENDPOINT","message":"no; fix: set it","fix":"set it","exit_code":4}}"#,
+                r#"{"version":1,"ok":true}"#,
+            ] {
+                let (mut s, _) = listener.accept().unwrap();
+                seen.push(protocol::read_frame(&mut s, 1 << 16).unwrap());
+                protocol::write_frame(&mut s, answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        let g = application_token(&sock, "s3ss").unwrap();
+        assert_eq!(
+            (g.url.as_str(), g.token.as_str()),
+            ("https://h:8443/v1/credentials/abc", "feed")
+        );
+        let e = application_token(&sock, "s3ss").unwrap_err();
+        assert_eq!((e.code.as_str(), e.exit_code), ("NO_EXECUTOR_ENDPOINT", 4));
+        let e = application_token(&sock, "s3ss").unwrap_err();
+        assert_eq!(e.code, "BAD_ANSWER");
+        let seen = server.join().unwrap();
+        assert_eq!(
+            String::from_utf8(seen[0].clone()).unwrap(),
+            r#"{"version":1,"op":"application_token","session_token":"s3ss"}"#
+        );
     }
 
     fn creds() -> WireCredentials {

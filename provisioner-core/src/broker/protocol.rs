@@ -40,6 +40,11 @@ pub enum Op {
     Launch,
     /// Resolve only (the dry run of `provisioner explain`): no STS call, no session.
     Explain,
+    /// A fresh application token for the HTTPS executor endpoint of the session whose
+    /// bearer token is in `session_token`; asked by a process of that session (the
+    /// socket peer must be the session's user). No decision, no STS call.
+    #[serde(rename = "application_token")]
+    ApplicationToken,
 }
 
 /// The launch context as the launcher claims it. The broker decides who the caller
@@ -61,7 +66,12 @@ pub struct WireContext {
 }
 
 /// One request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On the wire `context` is required for `launch` and `explain`; for
+/// `application_token` it may be absent and is ignored (it reads as
+/// [`WireContext::unused`]). `Debug` never shows `session_token`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRequest", into = "RawRequest")]
 pub struct Request {
     pub version: u32,
     pub op: Op,
@@ -69,8 +79,93 @@ pub struct Request {
     /// The launcher can deliver through the credentials endpoint (write the token file,
     /// set `AWS_CONTAINER_*`). Added within version 1; absent (false) from launchers
     /// that cannot, which then always get `delivery: environment`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_endpoint: bool,
+    /// The launched program runs executors in other JVMs or hosts that need the broker's
+    /// HTTPS executor endpoint and an application token (sent with `accept_endpoint`).
+    /// Added within version 1; absent means false.
+    pub executor_endpoint: bool,
+    /// `application_token` only: the session's bearer token, proving which session the
+    /// application token is for. Added within version 1; absent otherwise.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("version", &self.version)
+            .field("op", &self.op)
+            .field("context", &self.context)
+            .field("accept_endpoint", &self.accept_endpoint)
+            .field("executor_endpoint", &self.executor_endpoint)
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl WireContext {
+    /// The context of a request whose op needs none (`application_token`).
+    pub fn unused() -> WireContext {
+        WireContext {
+            user: None,
+            workspace: None,
+            runtime_template: None,
+            flow: Flow::Notebook,
+            job_id: None,
+        }
+    }
+}
+
+/// [`Request`] as it is on the wire: fields added within version 1 are skipped when
+/// empty, so that brokers of earlier releases read what launchers of this one send.
+#[derive(Serialize, Deserialize)]
+struct RawRequest {
+    version: u32,
+    op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    context: Option<WireContext>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    accept_endpoint: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    executor_endpoint: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+}
+
+impl TryFrom<RawRequest> for Request {
+    type Error = String;
+
+    fn try_from(raw: RawRequest) -> Result<Request, String> {
+        let context = match (raw.op, raw.context) {
+            // Ignored for this op, so that a decoded request re-encodes to itself.
+            (Op::ApplicationToken, _) => WireContext::unused(),
+            (_, Some(c)) => c,
+            (_, None) => return Err("missing field `context`".into()),
+        };
+        Ok(Request {
+            version: raw.version,
+            op: raw.op,
+            context,
+            accept_endpoint: raw.accept_endpoint,
+            executor_endpoint: raw.executor_endpoint,
+            session_token: raw.session_token,
+        })
+    }
+}
+
+impl From<Request> for RawRequest {
+    fn from(r: Request) -> RawRequest {
+        RawRequest {
+            version: r.version,
+            context: (r.op != Op::ApplicationToken).then_some(r.context),
+            op: r.op,
+            accept_endpoint: r.accept_endpoint,
+            executor_endpoint: r.executor_endpoint,
+            session_token: r.session_token,
+        }
+    }
 }
 
 /// How credentials reach the launched process.
@@ -168,6 +263,12 @@ pub struct Answer {
     /// token). Added within version 1; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointGrant>,
+    /// The broker's HTTPS executor endpoint for this session
+    /// (`https://HOST:PORT/v1/credentials/SESSION`) and a fresh application token: on a
+    /// launch that asked for `executor_endpoint` and got `delivery: endpoint`, and on an
+    /// `application_token` answer. Added within version 1; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_endpoint: Option<EndpointGrant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
 }
@@ -189,6 +290,7 @@ impl Answer {
             region: None,
             session: None,
             endpoint: None,
+            executor_endpoint: None,
             error: Some(WireError {
                 code: code.into(),
                 message: one_line(&message.into()),
@@ -450,6 +552,75 @@ mod tests {
         .unwrap();
         assert_eq!(a.delivery, Delivery::Endpoint);
         assert_eq!(a.endpoint.unwrap().token, "t");
+    }
+
+    #[test]
+    fn requests_of_earlier_launchers_still_read_and_added_fields_are_skipped_when_empty() {
+        // A launcher of the previous release: no executor_endpoint, no session_token.
+        let old = br#"{"version":1,"op":"launch","context":{"user":null,"workspace":null,"runtime_template":null,"flow":"notebook"},"accept_endpoint":true}"#;
+        let req = decode_request(old).unwrap();
+        assert!(req.accept_endpoint && !req.executor_endpoint);
+        assert_eq!(req.session_token, None);
+        // Re-encoded, the added fields are absent, so earlier brokers read it as before.
+        let text = String::from_utf8(encode(&req)).unwrap();
+        assert!(
+            !text.contains("executor_endpoint") && !text.contains("session_token"),
+            "{text}"
+        );
+        let mut req = req;
+        req.executor_endpoint = true;
+        let text = String::from_utf8(encode(&req)).unwrap();
+        assert!(text.contains(r#""executor_endpoint":true"#), "{text}");
+        assert_eq!(decode_request(text.as_bytes()).unwrap(), req);
+        let plain = String::from_utf8(encode(&Request {
+            accept_endpoint: false,
+            executor_endpoint: false,
+            ..req
+        }))
+        .unwrap();
+        assert!(
+            !plain.contains("accept_endpoint") && !plain.contains("executor_endpoint"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn an_application_token_request_needs_no_context_and_hides_its_token() {
+        let body = br#"{"version":1,"op":"application_token","session_token":"s3ss10n"}"#;
+        let req = decode_request(body).unwrap();
+        assert_eq!(req.op, Op::ApplicationToken);
+        assert_eq!(req.session_token.as_deref(), Some("s3ss10n"));
+        assert_eq!(req.context, WireContext::unused());
+        let text = String::from_utf8(encode(&req)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":1,"op":"application_token","session_token":"s3ss10n"}"#
+        );
+        // A context sent anyway is ignored, and the request still re-encodes to itself.
+        let with = br#"{"version":1,"op":"application_token","session_token":"t","context":{"user":"bob","flow":"job"}}"#;
+        let req2 = decode_request(with).unwrap();
+        assert_eq!(req2.context, WireContext::unused());
+        assert_eq!(decode_request(&encode(&req2)).unwrap(), req2);
+        assert!(!format!("{req:?}").contains("s3ss10n"), "{req:?}");
+        // Launch and explain still need their context.
+        let e = decode_request(br#"{"version":1,"op":"explain","session_token":"t"}"#).unwrap_err();
+        assert_eq!(e.code(), "MALFORMED_REQUEST");
+        assert!(e.to_string().contains("context"), "{e}");
+    }
+
+    #[test]
+    fn answers_carry_the_executor_endpoint_only_when_there_is_one() {
+        let a = decode_answer(
+            br#"{"version":1,"ok":true,"executor_endpoint":{"url":"https://broker.example:8443/v1/credentials/abc","token":"00ff"}}"#,
+        )
+        .unwrap();
+        let grant = a.executor_endpoint.clone().unwrap();
+        assert_eq!(grant.url, "https://broker.example:8443/v1/credentials/abc");
+        assert!(!format!("{a:?}").contains("00ff"));
+        let text = String::from_utf8(encode(&Answer::error("X", "m", None, 4))).unwrap();
+        assert!(!text.contains("executor_endpoint"), "{text}");
+        let again = decode_answer(&encode(&a)).unwrap();
+        assert_eq!(again, a);
     }
 
     #[test]
