@@ -1,21 +1,26 @@
-//! The container-credentials endpoint: loopback HTTP/1, one path per session,
-//! `GET /v1/credentials/SESSION` with the session's token as `Authorization`, answered
-//! with `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` (RFC 3339), the format
-//! every AWS SDK's container provider reads.
+//! The container-credentials protocol, as served on loopback HTTP/1 and (through
+//! [`crate::executor`]) on the HTTPS executor endpoint: one path per session,
+//! `GET /v1/credentials/SESSION` with a bearer token as `Authorization`, answered with
+//! `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` (RFC 3339), the format every
+//! AWS SDK's container provider reads. Both listeners share [`decide_for`]; only who may
+//! fetch differs ([`Caller`]).
 //!
 //! A request is served only when all of these hold:
 //! * the session is live (else 404 `NO_SUCH_SESSION`, JSON);
-//! * `Authorization` is present (else 401) and its SHA-256 equals the stored hash,
-//!   compared in constant time (else 403);
-//! * the TCP connection belongs to the session's uid, as the kernel's socket tables say
-//!   ([`crate::tcp_peer`]; else 403 `WRONG_USER`), so a copied token is useless to
-//!   another local user;
+//! * `Authorization` is present (else 401) and its SHA-256 equals, compared in constant
+//!   time, the session's own token on loopback, or one of the session's application
+//!   tokens on the executor endpoint (else 403 `BAD_TOKEN`: neither kind of token is
+//!   accepted on the other listener);
+//! * on loopback, the TCP connection belongs to the session's uid, as the kernel's
+//!   socket tables say ([`crate::tcp_peer`]; else 403 `WRONG_USER`), so a copied token
+//!   is useless to another local user (remote executors have no local uid: the
+//!   application token, which only fetches, is their whole credential);
 //! * the session's current decision grants credentials (else 403 with its refusal) and
 //!   they are minted (else 503 `CREDENTIALS_PENDING`, which SDKs retry).
 //!
 //! The endpoint answers from the session's cached credentials. It must never call STS
-//! (only the refresh scheduler does), never log or echo a token or a secret, and never
-//! listen anywhere but loopback.
+//! (only the refresh scheduler does), never log or echo a token or a secret, and the
+//! plain-HTTP listener must never listen anywhere but loopback.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,7 +40,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
-use crate::sessions::{Registry, Served};
+use crate::executor::AppTokens;
+use crate::sessions::{LiveSession, Registry, Served};
 use crate::tcp_peer;
 
 /// The path prefix; the session id follows.
@@ -107,42 +113,86 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     )
 }
 
-/// One request. Pure apart from the registry and the counters.
+/// Who is asking, and so which token a session accepts.
+#[derive(Clone, Copy)]
+pub enum Caller<'a> {
+    /// The loopback endpoint: the session's own token, from a connection the session's
+    /// uid owns (`uid` as the socket tables say; None when unknown).
+    Local { uid: Option<u32> },
+    /// The HTTPS executor endpoint: one of the session's application tokens, from
+    /// anywhere (`peer` is the remote address, for the log only).
+    Executor {
+        tokens: &'a AppTokens,
+        peer: SocketAddr,
+    },
+}
+
+/// One loopback request. Pure apart from the registry and the counters.
 pub fn answer(
     req: &Request<Incoming>,
     uid: Option<u32>,
     sessions: &Registry,
     stats: &EndpointStats,
 ) -> Response<Full<Bytes>> {
-    let r = decide(
+    answer_for(req, Caller::Local { uid }, sessions, stats)
+}
+
+/// One request on either listener.
+pub fn answer_for(
+    req: &Request<Incoming>,
+    caller: Caller<'_>,
+    sessions: &Registry,
+    stats: &EndpointStats,
+) -> Response<Full<Bytes>> {
+    let r = decide_for(
         req.method(),
         req.uri().path(),
         req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
-        uid,
+        caller,
         sessions,
     );
     if r.status() == StatusCode::OK {
         stats.served.fetch_add(1, Ordering::Relaxed);
     } else {
         stats.refused.fetch_add(1, Ordering::Relaxed);
+        let (listener, who) = match caller {
+            Caller::Local { uid } => (
+                "endpoint",
+                format!(
+                    "uid={}",
+                    uid.map_or_else(|| "unknown".into(), |u| u.to_string())
+                ),
+            ),
+            Caller::Executor { peer, .. } => ("executor endpoint", format!("peer={peer}")),
+        };
         tracing::info!(
-            "endpoint: {} {} uid={} -> {}",
+            "{listener}: {} {} {who} -> {}",
             req.method(),
             // The path names the session, never the token.
             req.uri().path().chars().take(80).collect::<String>(),
-            uid.map_or_else(|| "unknown".into(), |u| u.to_string()),
             r.status().as_u16()
         );
     }
     r
 }
 
-/// The answer for a method, path, `Authorization` value and connection owner.
+/// The loopback answer for a method, path, `Authorization` value and connection owner.
 pub fn decide(
     method: &Method,
     path: &str,
     authorization: Option<&[u8]>,
     uid: Option<u32>,
+    sessions: &Registry,
+) -> Response<Full<Bytes>> {
+    decide_for(method, path, authorization, Caller::Local { uid }, sessions)
+}
+
+/// The answer for a method, path, `Authorization` value and caller.
+pub fn decide_for(
+    method: &Method,
+    path: &str,
+    authorization: Option<&[u8]>,
+    caller: Caller<'_>,
     sessions: &Registry,
 ) -> Response<Full<Bytes>> {
     if method != Method::GET {
@@ -166,27 +216,8 @@ pub fn decide(
             "no live session with this id (its process exited, it reached its maximum lifetime, or it never existed); fix: restart the kernel or job",
         );
     };
-    let Some(auth) = authorization.filter(|a| !a.is_empty()) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "TOKEN_REQUIRED",
-            "no Authorization header; fix: set AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE as the launcher did",
-        );
-    };
-    let hash: [u8; 32] = Sha256::digest(auth).into();
-    if !bool::from(hash.ct_eq(&session.token_sha256)) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "BAD_TOKEN",
-            "the token does not belong to this session; fix: use the token file the launcher wrote",
-        );
-    }
-    if uid != Some(session.uid) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "WRONG_USER",
-            "this session is served only to its own user's processes; fix: fetch from the session's own processes",
-        );
+    if let Some(refused) = authenticate(&session, authorization, caller) {
+        return refused;
     }
     match session.served() {
         Served::Ready { credentials, .. } => {
@@ -214,6 +245,57 @@ pub fn decide(
         Served::Pending => pending(),
         Served::Refused { code, message } => error(StatusCode::FORBIDDEN, &code, &message),
     }
+}
+
+/// The token rule of each listener: None when the caller may fetch, else the refusal.
+fn authenticate(
+    session: &LiveSession,
+    authorization: Option<&[u8]>,
+    caller: Caller<'_>,
+) -> Option<Response<Full<Bytes>>> {
+    let Some(auth) = authorization.filter(|a| !a.is_empty()) else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "TOKEN_REQUIRED",
+            match caller {
+                Caller::Local { .. } => {
+                    "no Authorization header; fix: set AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE as the launcher did"
+                }
+                Caller::Executor { .. } => {
+                    "no Authorization header; fix: give executors the application token of the launch (AWS_CONTAINER_AUTHORIZATION_TOKEN)"
+                }
+            },
+        ));
+    };
+    let hash: [u8; 32] = Sha256::digest(auth).into();
+    match caller {
+        Caller::Local { uid } => {
+            if !bool::from(hash.ct_eq(&session.token_sha256)) {
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "BAD_TOKEN",
+                    "the token does not belong to this session; fix: use the token file the launcher wrote",
+                ));
+            }
+            if uid != Some(session.uid) {
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "WRONG_USER",
+                    "this session is served only to its own user's processes; fix: fetch from the session's own processes",
+                ));
+            }
+        }
+        Caller::Executor { tokens, .. } => {
+            if !tokens.matches(&session.id, &hash) {
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "BAD_TOKEN",
+                    "this endpoint takes only an application token of this session; fix: use the application token the launch or an application_token request returned, never the session's own token",
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn pending() -> Response<Full<Bytes>> {
@@ -375,6 +457,43 @@ mod tests {
             assert_eq!(v["code"], code);
             assert!(!v.to_string().contains("sec"), "{v}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_executor_endpoint_takes_application_tokens_only_and_the_loopback_refuses_them() {
+        let reg = registry(ready());
+        let tokens = AppTokens::default();
+        tokens.add("abc", Sha256::digest(b"app").into());
+        tokens.add("other", Sha256::digest(b"app-of-other").into());
+        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let executor = Caller::Executor {
+            tokens: &tokens,
+            peer,
+        };
+        let get = |auth: Option<&'static [u8]>, caller| {
+            decide_for(&Method::GET, "/v1/credentials/abc", auth, caller, &reg)
+        };
+        // The application token, from a remote peer with no local uid.
+        let r = get(Some(b"app"), executor);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await["AccessKeyId"], "ASIAX");
+        for (auth, status, code) in [
+            (Some(&b"tok"[..]), 403, "BAD_TOKEN"),
+            (Some(&b"app-of-other"[..]), 403, "BAD_TOKEN"),
+            (None, 401, "TOKEN_REQUIRED"),
+        ] {
+            let r = get(auth, executor);
+            assert_eq!(r.status().as_u16(), status);
+            assert_eq!(body(r).await["code"], code);
+        }
+        // On loopback, even the session's own user gets nothing with an application token.
+        let r = get(Some(b"app"), Caller::Local { uid: Some(1000) });
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(body(r).await["code"], "BAD_TOKEN");
+        // An ended session refuses its application tokens.
+        reg.get("abc").unwrap().end();
+        let r = get(Some(b"app"), executor);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -10,7 +10,6 @@
 //! request claims over the socket peer.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use provisioner_core::access::{self, Authorized};
+use provisioner_core::broker::client::LaunchOptions;
 use provisioner_core::broker::protocol::{
     self, Answer, Delivery, MAX_REQUEST_BYTES, Op, ProtocolError, Request, SessionTicket, VERSION,
     WireCredentials, WireError,
@@ -37,6 +37,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cache::{Coalescer, Source};
 use crate::endpoint::{self, EndpointStats};
+use crate::executor::{self, AppTokens};
 use crate::peer::{self, PeerCred};
 use crate::sessions::{LiveSession, Registry, Served};
 use crate::store::{Session, Store, now_secs};
@@ -64,7 +65,19 @@ pub struct ServeOptions {
     /// `--endpoint`: the loopback address of the credentials endpoint when the service
     /// manager does not hand one over (socket activation wins).
     pub endpoint: Option<SocketAddr>,
+    /// `--executor-endpoint`: the address of the HTTPS executor endpoint when the
+    /// service manager does not hand over a socket named `executor`.
+    pub executor_endpoint: Option<SocketAddr>,
+    /// `--executor-endpoint-url`: the origin executors are told (`https://HOST:PORT`).
+    pub executor_endpoint_url: Option<String>,
+    /// `--tls-cert` and `--tls-key`: the executor endpoint's certificate chain and key.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
+
+/// The name of the executor endpoint's socket in `LISTEN_FDNAMES` (systemd's
+/// `FileDescriptorName=`).
+pub const EXECUTOR_FD_NAME: &str = "executor";
 
 /// Credentials minted for one decision, shared by every identical decision.
 struct Minted {
@@ -96,6 +109,10 @@ pub struct Broker {
     /// environment.
     pub(crate) endpoint_addr: Option<SocketAddr>,
     pub(crate) endpoint_stats: Arc<EndpointStats>,
+    /// The executor endpoint's origin (`https://HOST:PORT`), when it listens.
+    pub(crate) executor_origin: Option<String>,
+    /// The application tokens of live sessions (what the executor endpoint accepts).
+    pub(crate) app_tokens: Arc<AppTokens>,
     /// Bounds concurrent re-mints (a restart re-mints every session).
     pub(crate) mint_permits: tokio::sync::Semaphore,
     /// AssumeRole and static-key mints performed (for the log and the tests).
@@ -142,13 +159,46 @@ fn load_platform(path: &Path, endpoint: bool) -> Result<Platform, String> {
     Ok(p)
 }
 
+/// The listeners the service manager passed (socket activation, `LISTEN_FDS`): the
+/// executor endpoint's is the one named [`EXECUTOR_FD_NAME`] in `LISTEN_FDNAMES`, the
+/// loopback endpoint's the first other one.
+struct Activated {
+    endpoint: Option<std::net::TcpListener>,
+    executor: Option<std::net::TcpListener>,
+}
+
+fn activated() -> Result<Activated, String> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut fds = listenfd::ListenFd::from_env();
+    let n = fds.len();
+    let executor_at = names
+        .iter()
+        .position(|name| name == EXECUTOR_FD_NAME)
+        .filter(|&i| i < n);
+    let endpoint_at = (0..n).find(|&i| Some(i) != executor_at);
+    let endpoint = match endpoint_at {
+        Some(i) => fds.take_tcp_listener(i).map_err(|e| {
+            format!("the socket passed by the service manager is not a TCP listener ({e}); fix the ListenStream= line of provisioner-broker.socket")
+        })?,
+        None => None,
+    };
+    let executor = match executor_at {
+        Some(i) => fds.take_tcp_listener(i).map_err(|e| {
+            format!("the socket named {EXECUTOR_FD_NAME} passed by the service manager is not a TCP listener ({e}); fix the ListenStream= line of provisioner-broker-executor.socket")
+        })?,
+        None => None,
+    };
+    Ok(Activated { endpoint, executor })
+}
+
 /// The endpoint's listener: the one systemd passed (socket activation, `LISTEN_FDS`),
 /// else a bind of `--endpoint`, else none. Only loopback addresses are accepted.
-fn endpoint_listener(opt: Option<SocketAddr>) -> Result<Option<std::net::TcpListener>, String> {
-    let mut fds = listenfd::ListenFd::from_env();
-    let activated = fds
-        .take_tcp_listener(0)
-        .map_err(|e| format!("the socket passed by the service manager is not a TCP listener ({e}); fix the ListenStream= line of provisioner-broker.socket"))?;
+fn endpoint_listener(
+    activated: Option<std::net::TcpListener>,
+    opt: Option<SocketAddr>,
+) -> Result<Option<std::net::TcpListener>, String> {
     let (listener, how) = match (activated, opt) {
         (Some(l), _) => (l, "socket activation"),
         (None, Some(addr)) => (
@@ -173,6 +223,62 @@ fn endpoint_listener(opt: Option<SocketAddr>) -> Result<Option<std::net::TcpList
     Ok(Some(listener))
 }
 
+/// The executor endpoint, ready to serve: its listener, TLS configuration and origin.
+struct ExecutorSetup {
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    origin: String,
+}
+
+/// The executor endpoint from the flags and an activated socket, or None when none of
+/// its flags is given. The key file is checked before anything binds.
+fn executor_setup(
+    opts: &ServeOptions,
+    activated: Option<std::net::TcpListener>,
+) -> Result<Option<ExecutorSetup>, String> {
+    let asked = opts.executor_endpoint.is_some()
+        || opts.executor_endpoint_url.is_some()
+        || opts.tls_cert.is_some()
+        || opts.tls_key.is_some()
+        || activated.is_some();
+    if !asked {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) else {
+        return Err(
+            "the executor endpoint needs both --tls-cert and --tls-key; fix: pass the PEM certificate chain and its private key (README, \"Executors on other hosts\")"
+                .into(),
+        );
+    };
+    if activated.is_none() && opts.executor_endpoint.is_none() {
+        return Err(format!(
+            "--tls-cert and --tls-key are set but the executor endpoint has no address; fix: pass --executor-endpoint ADDR:PORT or a socket named {EXECUTOR_FD_NAME} (socket activation)"
+        ));
+    }
+    let identity = crate::tls::load_identity(cert, key)?;
+    let listener = match (activated, opts.executor_endpoint) {
+        (Some(l), _) => l,
+        (None, Some(addr)) => std::net::TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on --executor-endpoint {addr}: {e}; fix: pick a free address and port")
+        })?,
+        (None, None) => return Err("the executor endpoint has no address".into()),
+    };
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("the executor endpoint's listener has no address: {e}"))?;
+    let origin = crate::tls::advertised_origin(opts.executor_endpoint_url.as_deref(), bound)?;
+    crate::tls::check_name(identity.chain(), &origin)?;
+    let tls = crate::tls::server_config(identity)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the executor endpoint's listener: {e}"))?;
+    Ok(Some(ExecutorSetup {
+        listener,
+        tls,
+        origin,
+    }))
+}
+
 fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
     if let Some(u) = &opts.pod_user {
         provisioner_core::model::check_id(u).map_err(|e| {
@@ -182,8 +288,17 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
             )
         })?;
     }
-    let listener = endpoint_listener(opts.endpoint).map_err(|e| (exit::CONFIG, e))?;
+    let activated = activated().map_err(|e| (exit::CONFIG, e))?;
+    let executor = executor_setup(&opts, activated.executor).map_err(|e| (exit::CONFIG, e))?;
+    let listener =
+        endpoint_listener(activated.endpoint, opts.endpoint).map_err(|e| (exit::CONFIG, e))?;
     let endpoint_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    if executor.is_some() && endpoint_addr.is_none() {
+        return Err((
+            exit::CONFIG,
+            "the executor endpoint serves sessions of the loopback credentials endpoint, which is not configured; fix: pass --endpoint 127.0.0.1:PORT or use socket activation".into(),
+        ));
+    }
     let platform =
         load_platform(&opts.config, endpoint_addr.is_some()).map_err(|e| (exit::CONFIG, e))?;
     check_socket_dir(&opts.socket).map_err(|e| (exit::CONFIG, e))?;
@@ -206,9 +321,11 @@ fn start(opts: ServeOptions) -> Result<i32, (i32, String)> {
         sessions: Arc::new(Registry::default()),
         endpoint_addr,
         endpoint_stats: Arc::new(EndpointStats::default()),
+        executor_origin: executor.as_ref().map(|e| e.origin.clone()),
+        app_tokens: Arc::new(AppTokens::default()),
         mint_permits: tokio::sync::Semaphore::new(16),
     });
-    let code = runtime.block_on(serve(Arc::clone(&broker), &opts, listener))?;
+    let code = runtime.block_on(serve(Arc::clone(&broker), &opts, listener, executor))?;
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("stopped; socket {} removed", opts.socket.display());
     Ok(code)
@@ -283,6 +400,7 @@ async fn serve(
     broker: Arc<Broker>,
     opts: &ServeOptions,
     endpoint_listener: Option<std::net::TcpListener>,
+    executor: Option<ExecutorSetup>,
 ) -> Result<i32, (i32, String)> {
     // Signals first: once the socket exists, a SIGTERM must find the handler.
     let (mut hup, mut term, mut int) = match (
@@ -346,6 +464,27 @@ async fn serve(
                 tracing::info!(
                     "{restored} endpoint sessions restored; minting their credentials again"
                 );
+            }
+            if let Some(x) = executor {
+                let tokens = broker.restore_application_tokens().await;
+                let l = tokio::net::TcpListener::from_std(x.listener).map_err(|e| {
+                    (
+                        exit::CONFIG,
+                        format!("cannot use the executor endpoint's listener: {e}"),
+                    )
+                })?;
+                tracing::info!(
+                    "executor endpoint on {} (listening on {}); {tokens} application tokens of live sessions restored",
+                    x.origin,
+                    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                );
+                tokio::spawn(executor::serve(
+                    l,
+                    x.tls,
+                    Arc::clone(&broker.sessions),
+                    Arc::clone(&broker.app_tokens),
+                    Arc::clone(&broker.endpoint_stats),
+                ));
             }
             tokio::spawn(Arc::clone(&broker).watch_processes());
         }
@@ -465,6 +604,10 @@ impl Broker {
     fn sweep(&self) {
         let min = u64::from(self.platform().settings.broker_min_remaining_seconds);
         self.cache.retain(|_, m| fresh(m, min));
+        // Tokens of ended sessions are refused anyway (the session is looked up first);
+        // this only frees their memory.
+        self.app_tokens
+            .retain(|id| self.sessions.get(id).is_some_and(|s| !s.is_ended()));
         if let Err(e) = self.store.end_exited(None) {
             tracing::warn!("{e}");
         }
@@ -547,12 +690,7 @@ impl Broker {
     ) -> (Answer, LogLine) {
         let platform = self.platform();
         if req.op == Op::ApplicationToken {
-            let line = LogLine {
-                outcome: "refused",
-                code: Some("NO_EXECUTOR_ENDPOINT".into()),
-                ..LogLine::default()
-            };
-            return (no_executor_endpoint(), line);
+            return self.application_token(cred, &req).await;
         }
         let mut line = LogLine {
             claimed: req.context.user.clone(),
@@ -622,18 +760,149 @@ impl Broker {
             }
             Op::ApplicationToken => (no_executor_endpoint(), line),
             Op::Launch => {
-                let accept_endpoint = req.accept_endpoint;
-                self.launch(
-                    &platform,
-                    cred,
-                    ctx,
-                    caller,
-                    &auth,
-                    started,
-                    line,
-                    accept_endpoint,
-                )
-                .await
+                let delivery = LaunchOptions {
+                    accept_endpoint: req.accept_endpoint,
+                    executor_endpoint: req.executor_endpoint,
+                };
+                self.launch(&platform, cred, ctx, caller, &auth, started, line, delivery)
+                    .await
+            }
+        }
+    }
+
+    /// The `application_token` request: a fresh application token for the live
+    /// endpoint session whose bearer token the request carries, for that session's own
+    /// user only (the socket peer's uid), when the executor endpoint listens.
+    async fn application_token(&self, cred: PeerCred, req: &Request) -> (Answer, LogLine) {
+        let mut line = LogLine {
+            outcome: "refused",
+            ..LogLine::default()
+        };
+        let refuse = |line: &mut LogLine, a: Answer| {
+            line.code = a.error.as_ref().map(|e| e.code.clone());
+            a
+        };
+        let Some(origin) = self.executor_origin.clone() else {
+            return (refuse(&mut line, no_executor_endpoint()), line);
+        };
+        let Some(token) = req.session_token.as_deref().filter(|t| !t.is_empty()) else {
+            let a = refused_token(
+                "TOKEN_REQUIRED",
+                "an application_token request needs the session's token in session_token",
+                "send the token of the file AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names",
+                exit::CREDENTIALS,
+            );
+            return (refuse(&mut line, a), line);
+        };
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let hex_hash = hex::encode(hash);
+        let id = &hex_hash[..16];
+        let session = self.sessions.get(id).filter(|s| {
+            !s.is_ended()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    &s.token_sha256[..],
+                    &hash[..],
+                ))
+        });
+        let Some(session) = session else {
+            let a = refused_token(
+                "NO_SUCH_SESSION",
+                "no live session has this token (its process exited, it reached its maximum lifetime, or it was launched with keys)",
+                "ask from a process of a live kernel or job launched with endpoint delivery",
+                exit::CREDENTIALS,
+            );
+            return (refuse(&mut line, a), line);
+        };
+        line.session = Some(session.id.clone());
+        line.user = Some(session.ctx.user.clone());
+        if cred.uid != session.uid {
+            let a = refused_token(
+                "WRONG_USER",
+                &format!(
+                    "uid {} asked for an application token of a session of uid {}",
+                    cred.uid, session.uid
+                ),
+                "ask from the session's own processes; a copied token is of no use to another user",
+                exit::REFUSED,
+            );
+            return (refuse(&mut line, a), line);
+        }
+        if let Served::Refused { code, message } = session.served() {
+            let a = Answer::error(&code, message, None, exit::REFUSED);
+            return (refuse(&mut line, a), line);
+        }
+        if self.app_tokens.count(&session.id) >= executor::MAX_PER_SESSION {
+            let a = refused_token(
+                "TOO_MANY_APPLICATION_TOKENS",
+                &format!(
+                    "the session holds {} application tokens, the most it may",
+                    executor::MAX_PER_SESSION
+                ),
+                "restart the kernel or job; its new session starts with none",
+                exit::REFUSED,
+            );
+            return (refuse(&mut line, a), line);
+        }
+        match self.new_application_token(&session.id, &hex_hash) {
+            Ok(app) => {
+                line.outcome = "granted";
+                tracing::info!(
+                    "application token {} for session {} (uid {})",
+                    self.app_tokens.count(&session.id),
+                    session.id,
+                    cred.uid
+                );
+                let mut a = ok_answer(None, None, None, None);
+                a.executor_endpoint = Some(protocol::EndpointGrant {
+                    url: executor::session_url(&origin, &session.id),
+                    token: app,
+                });
+                (a, line)
+            }
+            Err(a) => (refuse(&mut line, *a), line),
+        }
+    }
+
+    /// Makes an application token of a session, stores its hash (store first, then
+    /// memory) and returns the token.
+    fn new_application_token(
+        &self,
+        session_id: &str,
+        session_hash: &str,
+    ) -> Result<String, Box<Answer>> {
+        let Some((app, app_hash)) = executor::new_token() else {
+            tracing::error!("the kernel's random source cannot be read; no application token");
+            return Err(Box::new(no_randomness()));
+        };
+        if let Err(e) = tokio::task::block_in_place(|| {
+            self.store
+                .insert_application_token(session_hash, &hex::encode(app_hash))
+        }) {
+            tracing::error!("{e}");
+            return Err(Box::new(state_unavailable()));
+        }
+        self.app_tokens.add(session_id, app_hash);
+        Ok(app)
+    }
+
+    /// After a restart: the application tokens of the live sessions, from the store.
+    async fn restore_application_tokens(self: &Arc<Self>) -> usize {
+        let b = Arc::clone(self);
+        let rows = tokio::task::spawn_blocking(move || b.store.live_application_tokens())
+            .await
+            .unwrap_or_else(|e| Err(crate::store::StoreError(e.to_string())));
+        match rows {
+            Ok(rows) => {
+                let n = rows.len();
+                for (session, token) in rows {
+                    let id = session.get(..16).unwrap_or_default();
+                    self.app_tokens.add(id, hash_bytes(&token));
+                }
+                n
+            }
+            Err(e) => {
+                tracing::error!("application tokens not restored: {e}");
+                0
             }
         }
     }
@@ -692,7 +961,7 @@ impl Broker {
         auth: &Authorized,
         started: Instant,
         mut line: LogLine,
-        accept_endpoint: bool,
+        delivery: LaunchOptions,
     ) -> (Answer, LogLine) {
         let max_sessions = platform.settings.broker_max_sessions_per_uid as usize;
         let live = {
@@ -739,11 +1008,19 @@ impl Broker {
         };
 
         let d0 = resolve(platform, &ctx, &[]);
-        // Only launchers that say they can deliver through the endpoint get it.
-        let endpoint_mode = accept_endpoint && self.endpoint_delivery(platform);
+        // Only launchers that say they can deliver through the endpoint get it, and a
+        // launch whose executors run elsewhere only when they can fetch too (the HTTPS
+        // executor endpoint): else keys, which its executors receive as before.
+        let endpoint_mode = delivery.accept_endpoint
+            && self.endpoint_delivery(platform)
+            && (!delivery.executor_endpoint || self.executor_origin.is_some());
         let (decision, credentials, source, minted_at) =
             self.obtain(platform, &ctx, d0, endpoint_mode).await;
-        let (token, token_hash) = new_token();
+        let Some((token, token_hash)) = new_token() else {
+            tracing::error!("the kernel's random source cannot be read; no session opened");
+            line.outcome = "refused";
+            return (no_randomness(), line);
+        };
         let session_id = token_hash[..16].to_string();
         // Endpoint delivery: role credentials only (static keys do not expire and go
         // into the environment as before).
@@ -842,10 +1119,31 @@ impl Broker {
                     key: cache_key_of(&decision),
                 },
             ));
+            // The application token is stored before the session is served, so that a
+            // launch never returns a token the endpoint would not know.
+            let executor_grant = match (&self.executor_origin, delivery.executor_endpoint) {
+                (Some(origin), true) => {
+                    match self.new_application_token(&session_id, &token_hash) {
+                        Ok(app) => Some(protocol::EndpointGrant {
+                            url: executor::session_url(origin, &session_id),
+                            token: app,
+                        }),
+                        Err(a) => {
+                            let _ = tokio::task::block_in_place(|| {
+                                self.store.end(&token_hash, "application token not stored")
+                            });
+                            line.outcome = "refused";
+                            return (*a, line);
+                        }
+                    }
+                }
+                _ => None,
+            };
             self.sessions.insert(Arc::clone(&live));
             self.spawn_refresher(live);
             let mut a = ok_answer(Some(record_value), None, region, Some(ticket));
             a.delivery = Delivery::Endpoint;
+            a.executor_endpoint = executor_grant;
             a.endpoint = Some(protocol::EndpointGrant {
                 url: endpoint::session_url(addr, &session_id),
                 token,
@@ -1055,15 +1353,20 @@ fn refused_decision(platform: &Platform, ctx: &LaunchContext, why: &str) -> Deci
     d
 }
 
-/// A random session token (hex of 32 bytes from the kernel) and its SHA-256.
-fn new_token() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut bytes);
-    }
-    let token = hex::encode(bytes);
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    (token, hash)
+/// A random session token (hex of 32 bytes from the kernel) and its hex SHA-256; None
+/// when the kernel's random source cannot be read (no session is opened then).
+fn new_token() -> Option<(String, String)> {
+    let (token, hash) = executor::new_token()?;
+    Some((token, hex::encode(hash)))
+}
+
+fn no_randomness() -> Answer {
+    Answer::error(
+        "CREDENTIALS_UNAVAILABLE",
+        "the broker cannot read the kernel's random source to make a token; fix: check /dev/urandom on the broker's host and its log",
+        None,
+        exit::CREDENTIALS,
+    )
 }
 
 fn ok_answer(
@@ -1104,12 +1407,21 @@ fn refusal_answer(r: &Refusal) -> Answer {
 }
 
 fn no_executor_endpoint() -> Answer {
-    let fix = "start the broker with --executor-endpoint, --tls-cert and --tls-key";
+    let fix = "start the broker with --executor-endpoint ADDR:PORT, --tls-cert and --tls-key (README, \"Executors on other hosts\")";
     Answer::error(
         "NO_EXECUTOR_ENDPOINT",
         format!("this broker has no HTTPS endpoint for executors on other hosts; fix: {fix}"),
         Some(fix.into()),
         exit::CREDENTIALS,
+    )
+}
+
+fn refused_token(code: &str, message: &str, fix: &str, exit_code: i32) -> Answer {
+    Answer::error(
+        code,
+        format!("{message}; fix: {fix}"),
+        Some(fix.into()),
+        exit_code,
     )
 }
 

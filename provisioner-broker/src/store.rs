@@ -8,6 +8,11 @@
 //! machine rebooted. The database is opened in WAL mode, so a broker killed with
 //! SIGKILL loses nothing it had answered, and the next start knows the live sessions.
 //!
+//! Application tokens (for the HTTPS executor endpoint) are kept the same way: the
+//! SHA-256 of each token with the session it belongs to, in `application_tokens`, and
+//! removed when the session ends. A database of an earlier release gains that table
+//! (and the `delivery` column) when it is opened.
+//!
 //! The state directory is created 0700 and the database 0600: it names users and
 //! their processes.
 
@@ -91,7 +96,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     record             TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_live_by_uid ON sessions (peer_uid) WHERE ended_at IS NULL;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS application_tokens (
+    token_sha256   TEXT PRIMARY KEY,
+    session_sha256 TEXT NOT NULL REFERENCES sessions (token_sha256),
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS application_tokens_by_session ON application_tokens (session_sha256);
+PRAGMA user_version = 2;
 ";
 
 pub fn now_secs() -> i64 {
@@ -261,16 +272,54 @@ impl Store {
                 )?;
             }
         }
+        if ended > 0 {
+            conn.execute(
+                "DELETE FROM application_tokens WHERE session_sha256 IN
+                 (SELECT token_sha256 FROM sessions WHERE ended_at IS NOT NULL)",
+                [],
+            )?;
+        }
         Ok(ended)
     }
 
-    /// Ends one session (if still live) with a reason; true when it was live.
+    /// Ends one session (if still live) with a reason, and drops its application
+    /// tokens; true when it was live.
     pub fn end(&self, token_sha256: &str, reason: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "UPDATE sessions SET ended_at = ?1, end_reason = ?2 WHERE token_sha256 = ?3 AND ended_at IS NULL",
             params![now_secs(), reason, token_sha256],
         )?;
+        conn.execute(
+            "DELETE FROM application_tokens WHERE session_sha256 = ?1",
+            params![token_sha256],
+        )?;
         Ok(n > 0)
+    }
+
+    /// Records an application token (its hash) of a session.
+    pub fn insert_application_token(
+        &self,
+        session_sha256: &str,
+        token_sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO application_tokens (token_sha256, session_sha256, created_at) VALUES (?1, ?2, ?3)",
+            params![token_sha256, session_sha256, now_secs()],
+        )?;
+        Ok(())
+    }
+
+    /// The application tokens of live sessions: (session hash, token hash).
+    pub fn live_application_tokens(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT a.session_sha256, a.token_sha256 FROM application_tokens a
+             JOIN sessions s ON s.token_sha256 = a.session_sha256
+             WHERE s.ended_at IS NULL ORDER BY a.rowid",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Live sessions of a uid (after ending those whose process is gone).
@@ -420,6 +469,71 @@ mod tests {
         assert!(s.end("live", "maximum session lifetime reached").unwrap());
         assert!(!s.end("live", "again").unwrap());
         assert!(s.live().unwrap().is_empty());
+    }
+
+    #[test]
+    fn application_tokens_survive_reopening_and_go_with_their_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let me = std::process::id() as i32;
+        let start = peer::process_start_time(me).unwrap();
+        {
+            let s = Store::open(Some(&state)).unwrap();
+            s.insert(&session("live", me, start, s.boot_id())).unwrap();
+            s.insert(&session("gone", me, start + 1, s.boot_id()))
+                .unwrap();
+            s.insert_application_token("live", "app1").unwrap();
+            s.insert_application_token("live", "app2").unwrap();
+            s.insert_application_token("gone", "app3").unwrap();
+        }
+        let s = Store::open(Some(&state)).unwrap();
+        assert_eq!(s.live_application_tokens().unwrap().len(), 3);
+        s.end_exited(None).unwrap();
+        assert_eq!(
+            s.live_application_tokens().unwrap(),
+            vec![
+                ("live".to_string(), "app1".to_string()),
+                ("live".to_string(), "app2".to_string())
+            ]
+        );
+        assert!(s.end("live", "maximum session lifetime reached").unwrap());
+        assert!(s.live_application_tokens().unwrap().is_empty());
+        let left: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM application_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the hashes of ended sessions are removed");
+    }
+
+    #[test]
+    fn a_database_of_the_previous_release_opens_and_gains_the_new_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&state)
+            .unwrap();
+        {
+            // The schema as the release before endpoint delivery wrote it.
+            let c = Connection::open(state.join(DB_FILE)).unwrap();
+            c.execute_batch(
+                "CREATE TABLE sessions (token_sha256 TEXT PRIMARY KEY, created_at INTEGER NOT NULL,
+                 ended_at INTEGER, end_reason TEXT, peer_uid INTEGER NOT NULL, peer_gid INTEGER NOT NULL,
+                 pid INTEGER NOT NULL, pid_start_time INTEGER NOT NULL, boot_id TEXT NOT NULL,
+                 authenticated_user TEXT NOT NULL, claimed_user TEXT, user TEXT NOT NULL,
+                 flow TEXT NOT NULL, workspace TEXT, runtime_template TEXT, tier TEXT NOT NULL,
+                 cache_key TEXT, expiration TEXT, record TEXT NOT NULL);
+                 INSERT INTO sessions VALUES ('old', 1, NULL, NULL, 1234, 1234, 1, 1, 'b', 'alice',
+                 NULL, 'alice', 'notebook', NULL, NULL, 'session_policy', NULL, NULL, '{}');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(Some(&state)).unwrap();
+        let old = s.get("old").unwrap().unwrap();
+        assert_eq!(old.delivery, None);
+        s.insert_application_token("old", "app").unwrap();
+        assert_eq!(s.live_application_tokens().unwrap().len(), 1);
     }
 
     #[test]

@@ -152,6 +152,22 @@ pub struct ServeArgs {
     /// broker restarts (README, "Credentials endpoint").
     #[arg(long, value_name = "ADDR:PORT")]
     pub endpoint: Option<std::net::SocketAddr>,
+    /// Address of the HTTPS endpoint for executors on other hosts (e.g. 0.0.0.0:8443),
+    /// when not socket-activated; needs --tls-cert and --tls-key (README, "Executors on
+    /// other hosts").
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub executor_endpoint: Option<std::net::SocketAddr>,
+    /// The origin executors connect to, https://HOST:PORT with a name the certificate
+    /// holds (default: https:// and the --executor-endpoint address).
+    #[arg(long, value_name = "URL")]
+    pub executor_endpoint_url: Option<String>,
+    /// PEM certificate chain of the executor endpoint (server certificate first).
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the executor endpoint: a regular file owned by the broker's
+    /// user, mode 0600 or stricter.
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1413,3 +1413,606 @@ fn a_session_ends_at_max_session_seconds_while_its_process_still_runs() {
         b.log_text()
     );
 }
+
+/// The HTTPS executor endpoint: application tokens, real users, a test CA.
+mod executor_endpoint {
+    use super::*;
+
+    /// A test CA and a server certificate for 127.0.0.1 and localhost, made with openssl
+    /// (as tests/e2e/spark_support.py does); the key is the broker's (root's), 0600.
+    pub(super) struct Pki {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl Pki {
+        pub fn new() -> Pki {
+            let dir = tempfile::tempdir().unwrap();
+            let run = |args: &[&str]| {
+                let o = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir.path())
+                    .output()
+                    .expect("openssl runs");
+                assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+            };
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=provisioner test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ]);
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ]);
+            std::fs::write(
+                dir.path().join("san.ext"),
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            )
+            .unwrap();
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                "server.pem",
+            ]);
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            // Readable by the test users' processes (the CA is public).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(
+                dir.path().join("ca.pem"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+            Pki { dir }
+        }
+
+        pub fn path(&self, name: &str) -> String {
+            self.dir.path().join(name).display().to_string()
+        }
+    }
+
+    /// The flags of a broker with both endpoints.
+    pub(super) fn flags(pki: &Pki, loopback: &str, executor: &str) -> Vec<String> {
+        [
+            "--endpoint",
+            loopback,
+            "--executor-endpoint",
+            executor,
+            "--tls-cert",
+            &pki.path("server.pem"),
+            "--tls-key",
+            &pki.path("server.key"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    pub(super) fn executor_broker(platform: &Value, pki: &Pki) -> (Broker, Vec<String>, String) {
+        let executor = format!("127.0.0.1:{}", free_port());
+        let flags = flags(pki, &format!("127.0.0.1:{}", free_port()), &executor);
+        let mut b = Broker::start_without_spawn(platform);
+        b.spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+        (b, flags, executor)
+    }
+
+    /// Runs as a user: speaks the broker protocol on its socket (the request as the
+    /// JSON in SYN_TEST_REQUEST), prints the answer as one line, then keeps the session
+    /// alive (this process is the session's process) until its stdin closes.
+    const LAUNCH_AND_WAIT: &str = r#"
+import json, os, socket, struct, sys
+def call(req):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    body = json.dumps(req).encode()
+    s.sendall(struct.pack(">I", len(body)) + body)
+    head = b""
+    while len(head) < 4:
+        head += s.recv(4 - len(head))
+    n, = struct.unpack(">I", head)
+    data = b""
+    while len(data) < n:
+        data += s.recv(n - len(data))
+    return json.loads(data)
+print(json.dumps(call(json.loads(os.environ["SYN_TEST_REQUEST"]))), flush=True)
+for line in sys.stdin:
+    # Further requests from the test, answered one line each, in the same process.
+    print(json.dumps(call(json.loads(line))), flush=True)
+"#;
+
+    /// A process of `uid` holding a session: the launch answer, and a way to send more
+    /// requests from the same process.
+    pub(super) struct Holder {
+        child: Child,
+        out: std::io::BufReader<std::process::ChildStdout>,
+        pub answer: Value,
+    }
+
+    impl Holder {
+        pub fn launch(uid: (u32, u32), socket: &Path, executor_endpoint: bool) -> Holder {
+            let req = json!({
+                "version": 1, "op": "launch", "accept_endpoint": true,
+                "executor_endpoint": executor_endpoint,
+                "context": {"user": null, "workspace": null, "runtime_template": null,
+                            "flow": "notebook"}
+            });
+            Holder::start(uid, socket, &req)
+        }
+
+        pub fn start(uid: (u32, u32), socket: &Path, req: &Value) -> Holder {
+            use std::io::BufRead;
+            let mut c = as_user(uid);
+            c.args(["python3", "-c", LAUNCH_AND_WAIT])
+                .arg(socket)
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("SYN_TEST_REQUEST", req.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let mut child = c.spawn().unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            let answer = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
+            Holder { child, out, answer }
+        }
+
+        /// Another request from the session's own process.
+        pub fn ask(&mut self, req: &Value) -> Value {
+            use std::io::BufRead;
+            let stdin = self.child.stdin.as_mut().unwrap();
+            writeln!(stdin, "{req}").unwrap();
+            stdin.flush().unwrap();
+            let mut line = String::new();
+            self.out.read_line(&mut line).unwrap();
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"))
+        }
+
+        pub fn session_token(&self) -> String {
+            self.answer["endpoint"]["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+
+        pub fn app(&self) -> (String, String) {
+            let e = &self.answer["executor_endpoint"];
+            (
+                e["url"].as_str().unwrap().to_string(),
+                e["token"].as_str().unwrap().to_string(),
+            )
+        }
+
+        /// Ends the session's process.
+        pub fn exit(mut self) {
+            drop(self.child.stdin.take());
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    pub(super) fn app_token_request(session_token: &str) -> Value {
+        json!({"version": 1, "op": "application_token", "session_token": session_token})
+    }
+
+    /// One HTTPS fetch verified against the test CA (an empty `ca`: the system's CAs
+    /// only), as `uid` (None: this process), with the token in the environment (never
+    /// in argv).
+    const FETCH_TLS: &str = r#"
+import json, os, ssl, sys, urllib.request, urllib.error
+ctx = ssl.create_default_context(cafile=sys.argv[2] or None)
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": os.environ["SYN_TEST_TOKEN"]})
+try:
+    with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
+        b = json.load(r)
+        print(json.dumps({"status": 200, "key": b["AccessKeyId"], "exp": b["Expiration"],
+                          "has_secret": bool(b["SecretAccessKey"]), "has_token": bool(b["Token"])}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": json.loads(e.read().decode())}))
+except Exception as e:
+    print(json.dumps({"status": 0, "error": str(e)}))
+"#;
+
+    pub(super) fn fetch_tls(uid: Option<(u32, u32)>, url: &str, ca: &str, token: &str) -> Value {
+        let mut c = match uid {
+            Some(u) => {
+                let mut c = as_user(u);
+                c.arg("python3");
+                c
+            }
+            None => Command::new("python3"),
+        };
+        c.args(["-c", FETCH_TLS, url, ca])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SYN_TEST_TOKEN", token);
+        let o = c.output().unwrap();
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)))
+    }
+
+    fn code_of(v: &Value) -> (Option<i64>, Option<&str>) {
+        (v["status"].as_i64(), v["body"]["code"].as_str())
+    }
+
+    /// The bytes a plain-HTTP client gets from `addr`, until the broker closes.
+    fn plain_http(addr: &str) -> Vec<u8> {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        // The broker may close (reset) before the whole request is written.
+        let _ = write!(
+            s,
+            "GET /v1/credentials/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: t\r\n\r\n"
+        );
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    }
+
+    #[test]
+    fn executors_fetch_over_https_with_an_application_token_that_opens_nothing_else() {
+        require_root!();
+        let u = users();
+        let pki = Pki::new();
+        let ca = pki.path("ca.pem");
+        let sts = FakeSts::start_with_lifetime(600);
+        let (b, _flags, executor) = executor_broker(&platform(Some(&sts.url()), json!({})), &pki);
+
+        // Alice's launch for a job with remote executors: loopback endpoint for the
+        // driver, the HTTPS endpoint and an application token for the executors.
+        let mut alice = Holder::launch(u.alice, &b.socket, true);
+        let a = &alice.answer;
+        assert_eq!(a["ok"], true, "{a}");
+        assert_eq!(a["delivery"], "endpoint", "{a}");
+        assert!(a["credentials"].is_null(), "{a}");
+        let session = a["session"]["id"].as_str().unwrap().to_string();
+        let (url, app) = alice.app();
+        assert_eq!(
+            url,
+            format!("https://{executor}/v1/credentials/{session}"),
+            "{a}"
+        );
+        assert_eq!(app.len(), 64);
+        assert!(app.bytes().all(|c| c.is_ascii_hexdigit()));
+        let loopback = a["endpoint"]["url"].as_str().unwrap().to_string();
+        assert!(loopback.starts_with("http://127.0.0.1:"), "{loopback}");
+        assert_eq!(a["record"]["delivery"], "endpoint");
+
+        // An executor (any uid: it runs on another host) fetches with the application
+        // token, verified against the test CA.
+        let v = fetch_tls(Some(u.runner), &url, &ca, &app);
+        assert_eq!(v["status"], 200, "{v}");
+        assert_eq!(
+            (v["has_secret"].as_bool(), v["has_token"].as_bool()),
+            (Some(true), Some(true))
+        );
+        assert!(v["key"].as_str().unwrap().starts_with("ASIA"), "{v}");
+
+        // The session's own token is refused on HTTPS, the application token on loopback
+        // (even from alice's own uid).
+        let session_token = alice.session_token();
+        let v = fetch_tls(Some(u.alice), &url, &ca, &session_token);
+        assert_eq!(code_of(&v), (Some(403), Some("BAD_TOKEN")), "{v}");
+        let v = fetch_once_as(Some(u.alice), &loopback, &app);
+        assert_eq!(code_of(&v), (Some(403), Some("BAD_TOKEN")), "{v}");
+        let v = fetch_once_as(Some(u.alice), &loopback, &session_token);
+        assert_eq!(v["status"], 200, "{v}");
+        // No token, a made-up token: refused.
+        let v = fetch_tls(None, &url, &ca, "");
+        assert_eq!(v["status"], 401, "{v}");
+        let v = fetch_tls(None, &url, &ca, &"0".repeat(64));
+        assert_eq!(code_of(&v), (Some(403), Some("BAD_TOKEN")), "{v}");
+
+        // Bob's session B: alice's application token does not open it, nor bob's hers.
+        let bob = Holder::launch(u.bob, &b.socket, true);
+        let (url_b, app_b) = bob.app();
+        assert_ne!(url_b, url);
+        let v = fetch_tls(None, &url_b, &ca, &app);
+        assert_eq!(code_of(&v), (Some(403), Some("BAD_TOKEN")), "{v}");
+        let v = fetch_tls(None, &url, &ca, &app_b);
+        assert_eq!(code_of(&v), (Some(403), Some("BAD_TOKEN")), "{v}");
+        let v = fetch_tls(None, &url_b, &ca, &app_b);
+        assert_eq!(v["status"], 200, "{v}");
+
+        // A second application token, asked by alice's session process with its token.
+        let more = alice.ask(&app_token_request(&session_token));
+        assert_eq!(more["ok"], true, "{more}");
+        assert_eq!(more["executor_endpoint"]["url"], url.as_str());
+        let app2 = more["executor_endpoint"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(app2, app);
+        let v = fetch_tls(None, &url, &ca, &app2);
+        assert_eq!(v["status"], 200, "{v}");
+        // Bob with a stolen copy of alice's session token: refused, and so is root.
+        let mut thief = Holder::start(u.bob, &b.socket, &app_token_request(&session_token));
+        assert_eq!(thief.answer["ok"], false);
+        assert_eq!(
+            thief.answer["error"]["code"], "WRONG_USER",
+            "{}",
+            thief.answer
+        );
+        let msg = thief.answer["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("fix:") && !msg.contains('\n'), "{msg}");
+        assert!(thief.answer["executor_endpoint"].is_null());
+        let root = client::application_token(&b.socket, &session_token).unwrap_err();
+        assert_eq!(root.code, "WRONG_USER");
+        // A token of no session, asked by anyone: nothing.
+        let v = thief.ask(&app_token_request(&"0".repeat(64)));
+        assert_eq!(v["error"]["code"], "NO_SUCH_SESSION", "{v}");
+
+        // Plain HTTP to the TLS port gets no byte, and the endpoint keeps serving.
+        assert!(plain_http(&executor).is_empty());
+        b.wait_log("plain HTTP on the TLS port");
+        // A client that does not trust the certificate (no CA): its handshake fails, is
+        // logged, and the endpoint keeps serving.
+        let v = fetch_tls(None, &url, "", &app);
+        assert_eq!(v["status"], 0, "{v}");
+        b.wait_log("TLS handshake failed");
+        let v = fetch_tls(None, &url, &ca, &app);
+        assert_eq!(v["status"], 200, "{v}");
+
+        // The session's process exits: its application tokens are refused within seconds.
+        alice.exit();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = fetch_tls(None, &url, &ca, &app2);
+            if v["status"] == 404 {
+                assert_eq!(v["body"]["code"], "NO_SUCH_SESSION");
+                break;
+            }
+            assert!(Instant::now() < deadline, "still served after exit: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let v = fetch_tls(None, &url_b, &ca, &app_b);
+        assert_eq!(v["status"], 200, "bob's session is untouched: {v}");
+
+        // No token reaches the log.
+        let log = b.log_text();
+        for t in [&app, &app2, &app_b, &session_token] {
+            assert!(!log.contains(t.as_str()), "a token in the log");
+        }
+        drop(bob);
+    }
+
+    #[test]
+    fn application_tokens_survive_a_broker_sigkill_and_restart() {
+        require_root!();
+        let u = users();
+        let pki = Pki::new();
+        let ca = pki.path("ca.pem");
+        let sts = FakeSts::start_with_lifetime(600);
+        let (mut b, flags, _executor) =
+            executor_broker(&platform(Some(&sts.url()), json!({})), &pki);
+        let mut alice = Holder::launch(u.alice, &b.socket, true);
+        let (url, app) = alice.app();
+        let more = alice.ask(&app_token_request(&alice.session_token()));
+        let app2 = more["executor_endpoint"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(fetch_tls(None, &url, &ca, &app)["status"], 200);
+
+        b.signal("KILL");
+        let _ = b.wait_exit();
+        b.spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+        b.wait_log("2 application tokens of live sessions restored");
+        // Served again within seconds (503 while the session's credentials are re-minted).
+        for token in [&app, &app2] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let v = fetch_tls(None, &url, &ca, token);
+                if v["status"] == 200 {
+                    break;
+                }
+                assert_eq!(v["status"], 503, "{v}");
+                assert!(
+                    Instant::now() < deadline,
+                    "not served after the restart: {v}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        // The state database holds hashes, not the tokens.
+        let db = std::fs::read(b.state().join("sessions.sqlite3")).unwrap();
+        let wal = std::fs::read(b.state().join("sessions.sqlite3-wal")).unwrap_or_default();
+        for t in [&app, &app2] {
+            let needle = t.as_bytes();
+            assert!(
+                !db.windows(needle.len()).any(|w| w == needle)
+                    && !wal.windows(needle.len()).any(|w| w == needle),
+                "an application token in the state database"
+            );
+        }
+        // The restarted broker still refuses the session token on HTTPS.
+        let v = fetch_tls(None, &url, &ca, &alice.session_token());
+        assert_eq!(v["status"], 403, "{v}");
+    }
+
+    #[test]
+    fn a_broker_without_the_executor_endpoint_gives_keys_and_no_application_token() {
+        require_root!();
+        let u = users();
+        let sts = FakeSts::start_with_lifetime(600);
+        let (b, _addr) = endpoint_broker(&platform(Some(&sts.url()), json!({})));
+        // Asked for remote executors: keys in the answer, as for a launcher without
+        // endpoint delivery, and the record says so.
+        let keys = Holder::launch(u.alice, &b.socket, true);
+        let a = &keys.answer;
+        assert_eq!(a["ok"], true, "{a}");
+        assert_eq!(a["delivery"], "environment", "{a}");
+        assert!(a["credentials"]["access_key_id"].is_string(), "{a}");
+        assert!(
+            a["endpoint"].is_null() && a["executor_endpoint"].is_null(),
+            "{a}"
+        );
+        assert_eq!(a["record"]["delivery"], "environment");
+        // An endpoint session's own process asking for an application token.
+        let mut kernel = Holder::launch(u.alice, &b.socket, false);
+        assert_eq!(kernel.answer["delivery"], "endpoint", "{}", kernel.answer);
+        let v = kernel.ask(&app_token_request(&kernel.session_token()));
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "NO_EXECUTOR_ENDPOINT", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("--executor-endpoint") && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+
+    /// `serve` with `extra` flags: its exit code and stderr (it must not start).
+    fn serve_fails(extra: &[&str]) -> (Option<i32>, String) {
+        let b = Broker::start_without_spawn(&platform(None, json!({})));
+        let o = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(b.config())
+            .arg("--socket")
+            .arg(&b.socket)
+            .args(extra)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (o.status.code(), stderr(&o))
+    }
+
+    #[test]
+    fn bad_keys_certificates_and_addresses_stop_serve_with_one_line() {
+        require_root!();
+        let u = users();
+        let pki = Pki::new();
+        let key = pki.path("server.key");
+        let cert = pki.path("server.pem");
+        let lo = format!("127.0.0.1:{}", free_port());
+        let ex = format!("127.0.0.1:{}", free_port());
+        let base = |key: &str, cert: &str| -> Vec<String> {
+            flags(&pki, &lo, &ex)
+                .into_iter()
+                .map(|f| {
+                    if f.ends_with("server.key") {
+                        key.to_string()
+                    } else if f.ends_with("server.pem") {
+                        cert.to_string()
+                    } else {
+                        f
+                    }
+                })
+                .collect()
+        };
+        let check = |args: Vec<String>, needles: &[&str]| {
+            let (code, err) = serve_fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(code, Some(2), "{args:?}: {err}");
+            let line = err.trim_end();
+            assert!(!line.contains('\n'), "more than one line: {err}");
+            assert!(line.contains("fix"), "{line}");
+            for n in needles {
+                assert!(line.contains(n), "{n:?} not in {line}");
+            }
+            assert!(!line.contains("PRIVATE KEY"), "{line}");
+        };
+        // Group-readable key.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        check(base(&key, &cert), &["--tls-key", "mode 0640", "chmod 600"]);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A key owned by another user.
+        let theirs = pki.path("theirs.key");
+        std::fs::copy(&key, &theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(u.alice.0), None).unwrap();
+        check(base(&theirs, &cert), &["--tls-key", "chown"]);
+        // Not a regular file; missing; the certificate as the key; the key as the cert.
+        check(base("/dev/null", &cert), &["not a regular file"]);
+        check(base(&pki.path("missing.key"), &cert), &["--tls-key"]);
+        let as_key = pki.path("cert-as-key.pem");
+        std::fs::copy(&cert, &as_key).unwrap();
+        std::fs::set_permissions(&as_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        check(base(&as_key, &cert), &["no PEM private key"]);
+        check(base(&key, &key), &["--tls-cert", "no PEM certificate"]);
+        // The CA's key with the server certificate: not a pair.
+        let ca_key = pki.path("ca.key");
+        std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        check(base(&ca_key, &cert), &["do not make a usable pair"]);
+        // A wildcard address without the URL executors use; a URL the certificate does
+        // not name; a URL that is not https; half the flags.
+        let mut wild = base(&key, &cert);
+        let i = wild
+            .iter()
+            .position(|f| f == "--executor-endpoint")
+            .unwrap();
+        wild[i + 1] = format!("0.0.0.0:{}", free_port());
+        check(wild.clone(), &["--executor-endpoint-url"]);
+        let mut named = wild.clone();
+        named.extend([
+            "--executor-endpoint-url".into(),
+            "https://broker.example:8443".into(),
+        ]);
+        check(named, &["not valid for broker.example"]);
+        let mut http = wild;
+        http.extend([
+            "--executor-endpoint-url".into(),
+            "http://localhost:8443".into(),
+        ]);
+        check(http, &["https://"]);
+        check(
+            vec![
+                "--endpoint".into(),
+                lo.clone(),
+                "--executor-endpoint".into(),
+                ex.clone(),
+            ],
+            &["--tls-cert and --tls-key"],
+        );
+        // Without the loopback endpoint the executor endpoint has no sessions to serve.
+        let no_loopback: Vec<String> = base(&key, &cert).into_iter().skip(2).collect();
+        check(no_loopback, &["--endpoint"]);
+        // An address that is taken.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut busy = base(&key, &cert);
+        let i = busy
+            .iter()
+            .position(|f| f == "--executor-endpoint")
+            .unwrap();
+        busy[i + 1] = taken.local_addr().unwrap().to_string();
+        check(busy, &["cannot listen on --executor-endpoint"]);
+    }
+}
