@@ -149,7 +149,8 @@ import json, os, subprocess
 argv, extra = json.loads({argv!r}), json.loads({extra!r})
 r = subprocess.run(argv, env={{**os.environ, **extra}}, capture_output=True, text=True, timeout={timeout})
 job = next((json.loads(l[7:]) for l in r.stdout.splitlines() if l.startswith("RESULT ")), None)
-print("RESULT " + json.dumps({{"rc": r.returncode, "job": job, "stderr": r.stderr[-6000:],
+record = next((json.loads(l) for l in r.stderr.splitlines() if l.startswith("{{")), None)
+print("RESULT " + json.dumps({{"rc": r.returncode, "job": job, "record": record, "stderr": r.stderr[-6000:],
       "kernel_vars": sorted(k for k in os.environ if k.startswith(("AWS_", "SYN_")))}}))
 """
 
@@ -377,7 +378,9 @@ def test_a_kernel_in_endpoint_mode_gets_an_application_token_for_local_cluster_e
     assert not set(KEY_VARS) & set(out["kernel_vars"]), out["kernel_vars"]
     # The wrapper propagated the kernel's endpoint and got an application token for the
     # kernel's session: the executors fetch that session over HTTPS.
-    assert "propagated the credentials endpoint" in out["stderr"], out["stderr"]
+    record = out["record"]
+    assert record["credentials"] == "propagated" and record["delivery"] == "endpoint", record
+    assert any("propagated the credentials endpoint" in w for w in record["warnings"]), record
     session = seen["driver_full_uri"].rsplit("/", 1)[1]
     https = f"https://127.0.0.1:{s['https_port']}/v1/credentials/{session}"
     assert seen["executor_jvms"] == 2, report
