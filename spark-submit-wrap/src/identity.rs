@@ -19,7 +19,10 @@
 //!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: the wrapper passes that endpoint on
 //!   ([`crate::endpoint`]) so that the job refreshes its credentials as the kernel does.
 //!   Keys, when present, win (a kernel in endpoint mode has none: the launcher removed
-//!   them).
+//!   them). Executors outside the driver's JVM get the `SYN_EXECUTOR_*` endpoint when
+//!   `SYN_EXECUTOR_CREDENTIALS_URL` is set, else an application token the broker issues
+//!   for the kernel's session; without either the job is refused (`local-cluster`
+//!   aside, whose executors can use the loopback endpoint).
 //!
 //! * **broker** (no marker, a broker configured with `--wrap-broker SOCKET` or
 //!   `SYN_BROKER_SOCKET`): the job flow decided by `provisioner serve` for the socket
@@ -27,7 +30,10 @@
 //!   and credentials (or refusal) take the place of resolve's. With endpoint delivery
 //!   the answer names the broker's endpoint and the session's token instead of keys:
 //!   the token is written to a private file (`provisioner_core::container`) and the
-//!   job gets the endpoint as in propagation ([`crate::endpoint`]).
+//!   job gets the endpoint as in propagation ([`crate::endpoint`]). The launch accepts
+//!   endpoint delivery, and asks for the broker's HTTPS executor endpoint when the
+//!   job's executors run outside the driver's JVM ([`Executors`]); a broker without one
+//!   (or configured for `environment` delivery) answers with keys.
 //!
 //! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
 //!
@@ -741,6 +747,38 @@ fn remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_broker_is_asked_for_the_executor_endpoint_unless_executors_share_the_jvm_or_it_is_overridden()
+     {
+        let at = |master: &str, mode: Option<&str>| Executors {
+            deploy: Deploy::from(Some(master), mode),
+            broker_flag: None,
+        };
+        let none = |_: &str| None;
+        let overridden =
+            |k: &str| (k == endpoint::REMOTE_URL_VAR).then(|| "https://front:443".to_string());
+        let empty = |k: &str| (k == endpoint::REMOTE_URL_VAR).then(String::new);
+        for m in ["local", "local[2]", "local[*]", "local[4,2]"] {
+            assert!(!at(m, None).want_broker_endpoint(&none), "{m}");
+        }
+        assert!(!Executors::LOCAL.want_broker_endpoint(&none));
+        for m in [
+            "local-cluster[2,1,1024]",
+            "spark://m:7077",
+            "yarn",
+            "k8s://https://a:6443",
+        ] {
+            assert!(at(m, None).want_broker_endpoint(&none), "{m}");
+            assert!(
+                at(m, None).want_broker_endpoint(&empty),
+                "{m}: an empty URL is unset"
+            );
+            // SYN_EXECUTOR_CREDENTIALS_URL wins: the broker is not asked.
+            assert!(!at(m, None).want_broker_endpoint(&overridden), "{m}");
+        }
+        assert!(at("local[2]", Some("cluster")).want_broker_endpoint(&none));
+    }
 
     #[test]
     fn missing_user_and_platform_messages_name_the_wrappers_own_means() {
