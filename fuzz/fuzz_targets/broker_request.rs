@@ -6,7 +6,7 @@
 //! request that decodes re-encodes to one that decodes equal; a frame longer than the
 //! limit is refused before its body is read; an answer the client accepts never carries
 //! credentials or an endpoint for the default tier, and carries exactly one of them for a
-//! minting tier.
+//! minting tier; an executor endpoint comes only with endpoint delivery, over https.
 
 #![no_main]
 
@@ -38,6 +38,11 @@ fuzz_target!(|data: &[u8]| {
                         "{g:?}"
                     );
                     assert!(!(g.credentials.is_some() && g.endpoint.is_some()), "{g:?}");
+                    // An executor endpoint only comes with endpoint delivery, over https.
+                    if let Some(x) = &g.executor_endpoint {
+                        assert!(g.endpoint.is_some(), "{g:?}");
+                        assert!(x.url.starts_with("https://"), "{g:?}");
+                    }
                     if minting {
                         assert!(!g.region.is_empty());
                     }

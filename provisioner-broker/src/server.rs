@@ -758,6 +758,7 @@ impl Broker {
                 line.record = Some(v.to_string());
                 (ok_answer(Some(v), None, None, None), line)
             }
+            // Answered before the context is looked at (see the start of this function).
             Op::ApplicationToken => (no_executor_endpoint(), line),
             Op::Launch => {
                 let delivery = LaunchOptions {

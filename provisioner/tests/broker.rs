@@ -1870,6 +1870,38 @@ except Exception as e:
     }
 
     #[test]
+    fn a_user_removed_at_reload_gets_nothing_through_application_tokens() {
+        require_root!();
+        let u = users();
+        let pki = Pki::new();
+        let ca = pki.path("ca.pem");
+        let sts = FakeSts::start_with_lifetime(600);
+        let p = platform(Some(&sts.url()), json!({}));
+        let (b, _flags, _executor) = executor_broker(&p, &pki);
+        let mut alice = Holder::launch(u.alice, &b.socket, true);
+        let (url, app) = alice.app();
+        assert_eq!(fetch_tls(None, &url, &ca, &app)["status"], 200);
+        let mut q = p.clone();
+        q["users"] = Value::Array(
+            q["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["id"] != ALICE)
+                .cloned()
+                .collect(),
+        );
+        std::fs::write(b.config(), q.to_string()).unwrap();
+        b.signal("HUP");
+        b.wait_log("refused (UNKNOWN_USER)");
+        let v = fetch_tls(None, &url, &ca, &app);
+        assert_eq!(code_of(&v), (Some(403), Some("UNKNOWN_USER")), "{v}");
+        // Nor does the session get new tokens.
+        let v = alice.ask(&app_token_request(&alice.session_token()));
+        assert_eq!(v["error"]["code"], "UNKNOWN_USER", "{v}");
+    }
+
+    #[test]
     fn a_broker_without_the_executor_endpoint_gives_keys_and_no_application_token() {
         require_root!();
         let u = users();
@@ -1898,6 +1930,88 @@ except Exception as e:
             msg.contains("--executor-endpoint") && !msg.contains('\n'),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_socket_activated_broker_serves_executors_on_the_listener_named_executor() {
+        require_root!();
+        if Command::new("systemd-socket-activate")
+            .arg("--help")
+            .output()
+            .is_err()
+        {
+            eprintln!("note: skipped: systemd-socket-activate is not installed");
+            return;
+        }
+        let u = users();
+        let pki = Pki::new();
+        let sts = FakeSts::start_with_lifetime(600);
+        let b = Broker::start_without_spawn(&platform(Some(&sts.url()), json!({})));
+        let (executor, loopback) = (free_port(), free_port());
+        let log = std::fs::File::create(&b.log).unwrap();
+        // Two sockets as two .socket units pass them: the executor's first, named
+        // `executor` (FileDescriptorName=), the loopback endpoint's under its unit name.
+        let mut activator = Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(format!("127.0.0.1:{executor}"))
+            .arg("-l")
+            .arg(format!("127.0.0.1:{loopback}"))
+            .arg("--fdname=executor:provisioner-broker.socket")
+            .args([
+                "-E",
+                &format!("AWS_ACCESS_KEY_ID={BASE_KEY}"),
+                "-E",
+                &format!("AWS_SECRET_ACCESS_KEY={BASE_SECRET}"),
+                "-E",
+                "AWS_EC2_METADATA_DISABLED=true",
+            ])
+            .arg(BIN)
+            .args(["serve", "--config"])
+            .arg(b.config())
+            .arg("--socket")
+            .arg(&b.socket)
+            .args(["--tls-cert", &pki.path("server.pem")])
+            .args(["--tls-key", &pki.path("server.key")])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The first connection starts the broker.
+        while std::net::TcpStream::connect(("127.0.0.1", loopback)).is_err() {
+            assert!(Instant::now() < deadline, "nothing listens on {loopback}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while UnixStream::connect(&b.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not start: {}",
+                b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let alice = Holder::launch(u.alice, &b.socket, true);
+        let a = &alice.answer;
+        assert!(
+            a["endpoint"]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&format!("http://127.0.0.1:{loopback}/")),
+            "{a} {}",
+            b.log_text()
+        );
+        let (url, app) = alice.app();
+        assert!(
+            url.starts_with(&format!("https://127.0.0.1:{executor}/")),
+            "{url}"
+        );
+        let v = fetch_tls(None, &url, &pki.path("ca.pem"), &app);
+        assert_eq!(v["status"], 200, "{v}");
+        drop(alice);
+        let _ = activator.kill();
+        let _ = activator.wait();
     }
 
     /// `serve` with `extra` flags: its exit code and stderr (it must not start).

@@ -380,6 +380,87 @@ def hostile(p):
     return out
 
 
+def _https_get(url, token, ca):
+    """GET with a bearer token, trusting only the CA file `ca`: (status, JSON body), or
+    (0, error text) when no HTTP answer came."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=ca)
+    req = urllib.request.Request(url, headers={"Authorization": token})
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "null")
+    except Exception as e:  # noqa: BLE001 - reported, the test decides
+        return 0, f"{type(e).__name__}: {e}"
+
+
+def executor_handover(p):
+    """What a launcher inside an endpoint-mode kernel does for executors on other hosts:
+    asks the broker, with the kernel's own session token (the file
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names), for an application token and the HTTPS
+    executor endpoint. Writes them to `p["handover"]` (0600) for the test to give to an
+    executor, checks that the application token opens nothing on the kernel's loopback
+    endpoint, then keeps the session alive until `p["done"]` exists."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    with open(os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]) as f:
+        session_token = f.read()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(15)
+        s.connect(p["socket"])
+        s.sendall(_frame({"version": 1, "op": "application_token",
+                          "session_token": session_token}))
+        (n,) = struct.unpack(">I", _read_exact(s, 4))
+        answer = json.loads(_read_exact(s, n))
+    out = {"ok": answer.get("ok"), "error": answer.get("error")}
+    grant = answer.get("executor_endpoint")
+    if answer.get("ok") and grant:
+        fd = os.open(p["handover"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"url": grant["url"], "token": grant["token"],
+                       "session_token": session_token}, f)
+        req = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                                     headers={"Authorization": grant["token"]})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                out["loopback_with_application_token"] = {"status": r.status}
+        except urllib.error.HTTPError as e:
+            out["loopback_with_application_token"] = {"status": e.code,
+                                                      "body": json.loads(e.read().decode())}
+        out["url"] = grant["url"]
+    end = time.time() + p.get("wait", 90)
+    while not os.path.exists(p["done"]) and time.time() < end:
+        time.sleep(0.2)
+    return out
+
+
+def executor_fetch(p):
+    """An executor on another host: fetches the session's credentials from the HTTPS
+    executor endpoint with the token in SYN_TEST_TOKEN, trusting only the CA `p["ca"]`,
+    and reports what they reach on radosgw (own and other plane). Secrets are not
+    returned."""
+    status, body = _https_get(p["url"], os.environ["SYN_TEST_TOKEN"], p["ca"])
+    out = {"status": status, "body": body if status != 200 else None}
+    if status == 200:
+        out["expiration"] = body.get("Expiration")
+        out["reach"] = planes(p["bucket"], p["own_prefix"], p["other_prefix"],
+                              _creds_env(body))
+    return out
+
+
+def ask_broker(p):
+    """One hand-written request on the broker's socket (see raw_request)."""
+    out = raw_request(p["socket"], p["doc"])
+    out.pop("credentials_value", None)
+    return out
+
+
 def main():
     """`python user_probes.py FUNCTION JSON`: runs one probe as a program and prints its
     result as one JSON line (for tests that need no kernel)."""
