@@ -92,7 +92,18 @@ fn launch_brokered(args: &KernelArgs, socket: &std::path::Path) -> Result<(), Er
                     let token_file =
                         container::write_token_file(&endpoint.token, &g.session_id, &env_lookup)
                             .map_err(Error::Delivery)?;
-                    let parent: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+                    // Tools in the kernel find the broker where the launcher did:
+                    // spark-submit-wrap asks it for an application token for executors
+                    // in other JVMs (a path, not a secret).
+                    let socket =
+                        std::path::absolute(socket).unwrap_or_else(|_| socket.to_path_buf());
+                    let parent: Vec<(OsString, OsString)> = std::env::vars_os()
+                        .filter(|(k, _)| k != provisioner_core::broker::protocol::SOCKET_ENV)
+                        .chain([(
+                            provisioner_core::broker::protocol::SOCKET_ENV.into(),
+                            socket.into_os_string(),
+                        )])
+                        .collect();
                     let env = ChildEnv::for_endpoint(
                         parent,
                         &g.decision,

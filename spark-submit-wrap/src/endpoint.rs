@@ -172,27 +172,59 @@ pub fn remote_from_env(
         ));
     };
     let token = read_token(std::path::Path::new(&token_file))?;
-    let truststore = match get(TRUSTSTORE_VAR) {
-        None => None,
-        Some(p) => {
-            let path = PathBuf::from(p);
-            if !path.is_file() {
-                return Err(format!(
-                    "{TRUSTSTORE_VAR} names {}, which is not a file; fix: install the truststore there (on every node) or unset {TRUSTSTORE_VAR}",
-                    path.display()
-                ));
-            }
-            Some(Truststore {
-                path,
-                password: get(TRUSTSTORE_PASSWORD_VAR),
-            })
-        }
-    };
     Ok(Some(Remote {
         uri: format!("{address}{path}"),
         token,
-        truststore,
+        truststore: truststore_from_env(env)?,
     }))
+}
+
+/// The Java truststore for JVMs that use the remote endpoint: `SYN_EXECUTOR_TRUSTSTORE`
+/// and `SYN_EXECUTOR_TRUSTSTORE_PASSWORD`, site configuration at the same path on every
+/// node, whichever way the remote endpoint was obtained. None when unset (the JVM's
+/// default truststore then has to trust the endpoint's CA).
+pub fn truststore_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Truststore>, String> {
+    let get = |k: &str| env(k).filter(|v| !v.is_empty());
+    let Some(p) = get(TRUSTSTORE_VAR) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(p);
+    if !path.is_file() {
+        return Err(format!(
+            "{TRUSTSTORE_VAR} names {}, which is not a file; fix: install the truststore there (on every node) or unset {TRUSTSTORE_VAR}",
+            path.display()
+        ));
+    }
+    Ok(Some(Truststore {
+        path,
+        password: get(TRUSTSTORE_PASSWORD_VAR),
+    }))
+}
+
+/// Executors elsewhere, from the broker: the HTTPS URL of the session on the broker's
+/// executor endpoint and an application token (which only fetches that session's
+/// credentials and dies with it), with the truststore of [`truststore_from_env`]. The
+/// error is one line with the fix and never shows the token.
+pub fn remote_from_grant(
+    grant: &provisioner_core::container::EndpointGrant,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Remote, String> {
+    check_remote_uri(&grant.url).map_err(|p| {
+        format!("the broker's executor endpoint is unusable: {p}; fix: give the broker an https:// URL that executors reach (README.md, \"Executors on other hosts\")")
+    })?;
+    if grant.token.is_empty()
+        || grant.token.len() > 4096
+        || !grant.token.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err("the broker's application token is empty or holds characters a header cannot carry; fix: use a spark-submit-wrap of the broker's release".into());
+    }
+    Ok(Remote {
+        uri: grant.url.clone(),
+        token: grant.token.clone(),
+        truststore: truststore_from_env(env)?,
+    })
 }
 
 /// The application token from its file: at most 4 KiB, one trailing newline allowed,
@@ -379,6 +411,67 @@ mod tests {
         std::fs::write(&token, "two\nlines").unwrap();
         let e = remote_from_env(&env, local).unwrap_err();
         assert!(e.contains("usable token") && !e.contains("two"), "{e}");
+    }
+
+    #[test]
+    fn the_brokers_executor_endpoint_with_the_sites_truststore() {
+        use provisioner_core::container::EndpointGrant;
+        let dir = tempfile::tempdir().unwrap();
+        let ts = dir.path().join("truststore.p12");
+        std::fs::write(&ts, "x").unwrap();
+        let ts_env = ts.display().to_string();
+        let env = move |k: &str| match k {
+            TRUSTSTORE_VAR => Some(ts_env.clone()),
+            TRUSTSTORE_PASSWORD_VAR => Some("changeit".to_string()),
+            _ => None,
+        };
+        let grant = EndpointGrant {
+            url: "https://broker.internal:8443/v1/credentials/abc".into(),
+            token: "APPTOKENVALUE".into(),
+        };
+        let r = remote_from_grant(&grant, &env).unwrap();
+        assert_eq!(r.uri, grant.url);
+        assert_eq!(r.token, "APPTOKENVALUE");
+        let t = r.truststore.unwrap();
+        assert_eq!((t.path, t.password.as_deref()), (ts, Some("changeit")));
+        // Without the site's truststore setting: the JVM's default one.
+        assert!(
+            remote_from_grant(&grant, &|_: &str| None)
+                .unwrap()
+                .truststore
+                .is_none()
+        );
+        for (url, token, needle) in [
+            (
+                "http://broker:8443/v1/credentials/abc",
+                "APPTOKENVALUE",
+                "https",
+            ),
+            (
+                "https://broker:8443/v1/credentials/abc",
+                "",
+                "application token",
+            ),
+            (
+                "https://broker:8443/v1/credentials/abc",
+                "two words",
+                "application token",
+            ),
+        ] {
+            let g = EndpointGrant {
+                url: url.into(),
+                token: token.into(),
+            };
+            let e = remote_from_grant(&g, &env).unwrap_err();
+            assert!(e.contains(needle) && e.contains("fix:"), "{e}");
+            assert!(
+                !e.contains("APPTOKENVALUE") && !e.contains("two words"),
+                "{e}"
+            );
+        }
+        let missing = |k: &str| (k == TRUSTSTORE_VAR).then(|| "/nonexistent/ts.p12".to_string());
+        let e = remote_from_grant(&grant, &missing).unwrap_err();
+        assert!(e.contains("/nonexistent/ts.p12"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: the wrapper passes that endpoint on
 //!   ([`crate::endpoint`]) so that the job refreshes its credentials as the kernel does.
 //!   Keys, when present, win (a kernel in endpoint mode has none: the launcher removed
-//!   them).
+//!   them). Executors outside the driver's JVM get the `SYN_EXECUTOR_*` endpoint when
+//!   `SYN_EXECUTOR_CREDENTIALS_URL` is set, else an application token the broker issues
+//!   for the kernel's session; without either the job is refused (`local-cluster`
+//!   aside, whose executors can use the loopback endpoint).
 //!
 //! * **broker** (no marker, a broker configured with `--wrap-broker SOCKET` or
 //!   `SYN_BROKER_SOCKET`): the job flow decided by `provisioner serve` for the socket
@@ -27,7 +30,10 @@
 //!   and credentials (or refusal) take the place of resolve's. With endpoint delivery
 //!   the answer names the broker's endpoint and the session's token instead of keys:
 //!   the token is written to a private file (`provisioner_core::container`) and the
-//!   job gets the endpoint as in propagation ([`crate::endpoint`]).
+//!   job gets the endpoint as in propagation ([`crate::endpoint`]). The launch accepts
+//!   endpoint delivery, and asks for the broker's HTTPS executor endpoint when the
+//!   job's executors run outside the driver's JVM ([`Executors`]); a broker without one
+//!   (or configured for `environment` delivery) answers with keys.
 //!
 //! A dry run (`--wrap-explain`) never calls STS: credential values are placeholders.
 //!
@@ -49,6 +55,7 @@ use provisioner_core::{exit, load};
 
 use crate::endpoint::{self, Endpoint};
 use crate::error::WrapError;
+use crate::inject::{Deploy, Manager};
 
 /// How the identity was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +103,65 @@ impl Identity {
 const PLACEHOLDER_KEY_ID: &str = "<access key id, obtained at launch>";
 const PLACEHOLDER_SECRET: &str = "<secret access key, obtained at launch>";
 const PLACEHOLDER_TOKEN: &str = "<session token, obtained at launch>";
+const PLACEHOLDER_ENDPOINT_URI: &str =
+    "http://127.0.0.1:<endpoint port>/v1/credentials/<session, given at launch>";
+const PLACEHOLDER_TOKEN_FILE: &str = "<private token file, written at launch>";
+const PLACEHOLDER_EXECUTOR_ORIGIN: &str = "https://<the broker's executor endpoint>";
+const PLACEHOLDER_APPLICATION_TOKEN: &str = "<application token, obtained at launch>";
+
+/// A dry run's endpoint: what the job would get, with placeholders for what only a
+/// launch makes (the session, its token file, the application token).
+fn placeholder_endpoint(remote: Option<endpoint::Remote>) -> Endpoint {
+    Endpoint {
+        uri: PLACEHOLDER_ENDPOINT_URI.into(),
+        token_file: PLACEHOLDER_TOKEN_FILE.into(),
+        remote,
+    }
+}
+
+/// A dry run's broker executor endpoint: the broker's HTTPS origin when it said it, the
+/// application token a placeholder, the truststore from the environment.
+fn placeholder_remote(
+    env: &dyn Fn(&str) -> Option<String>,
+    origin: Option<&str>,
+) -> Result<endpoint::Remote, WrapError> {
+    let origin = origin.unwrap_or(PLACEHOLDER_EXECUTOR_ORIGIN);
+    Ok(endpoint::Remote {
+        uri: format!("{origin}/v1/credentials/<session, given at launch>"),
+        token: PLACEHOLDER_APPLICATION_TOKEN.into(),
+        truststore: endpoint::truststore_from_env(env).map_err(WrapError::Config)?,
+    })
+}
 
 fn non_empty(env: &dyn Fn(&str) -> Option<String>, k: &str) -> Option<String> {
     env(k).filter(|v| !v.is_empty())
+}
+
+/// Where the job's executors run and how the broker is reached: what endpoint
+/// delivery needs to know to give executors in other JVMs or on other hosts an
+/// endpoint they can use.
+#[derive(Debug, Clone, Copy)]
+pub struct Executors<'a> {
+    pub deploy: Deploy,
+    /// `--wrap-broker SOCKET`, if given.
+    pub broker_flag: Option<&'a std::path::Path>,
+}
+
+impl Executors<'_> {
+    /// Executors in the driver's JVM (`local[...]`), no broker flag.
+    pub const LOCAL: Executors<'static> = Executors {
+        deploy: Deploy {
+            manager: Manager::Local,
+            cluster: false,
+        },
+        broker_flag: None,
+    };
+
+    /// Whether to ask the broker for its HTTPS executor endpoint: executors run outside
+    /// the driver's JVM and `SYN_EXECUTOR_CREDENTIALS_URL` does not override it.
+    fn want_broker_endpoint(&self, env: &dyn Fn(&str) -> Option<String>) -> bool {
+        self.deploy.executors_elsewhere() && non_empty(env, endpoint::REMOTE_URL_VAR).is_none()
+    }
 }
 
 /// Obtains the identity. `dry_run` skips STS and uses placeholders.
@@ -107,36 +170,57 @@ pub fn obtain(
     config_flag: Option<&std::path::Path>,
     dry_run: bool,
 ) -> Result<Identity, WrapError> {
+    obtain_for(env, config_flag, dry_run, Executors::LOCAL)
+}
+
+fn obtain_for(
+    env: &dyn Fn(&str) -> Option<String>,
+    config_flag: Option<&std::path::Path>,
+    dry_run: bool,
+    executors: Executors<'_>,
+) -> Result<Identity, WrapError> {
     match non_empty(env, MARKER) {
-        Some(marker) => propagate(env, config_flag, &marker),
+        Some(marker) => propagate(env, config_flag, &marker, dry_run, executors),
         None => resolve_job(env, config_flag, dry_run),
     }
 }
 
 /// [`obtain`], or the broker when one is configured and the process is not already
 /// provisioned (a provisioned kernel's credentials are propagated either way).
+/// `executors` says where the job's executors will run ([`crate::plan::deploy_hint`]).
 pub fn obtain_any(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
-    broker_flag: Option<&std::path::Path>,
     dry_run: bool,
+    executors: Executors<'_>,
 ) -> Result<Identity, WrapError> {
     match (
         non_empty(env, MARKER),
-        provisioner_core::broker::client::socket_from(broker_flag, env),
+        provisioner_core::broker::client::socket_from(executors.broker_flag, env),
     ) {
-        (None, Some(socket)) => brokered(env, &socket, dry_run),
-        _ => obtain(env, config_flag, dry_run),
+        (None, Some(socket)) => brokered(env, &socket, dry_run, executors),
+        _ => obtain_for(env, config_flag, dry_run, executors),
     }
 }
 
+/// The broker's socket where the package installs it, used inside a provisioned kernel
+/// when neither `--wrap-broker` nor `SYN_BROKER_SOCKET` names one.
+pub const DEFAULT_BROKER_SOCKET: &str = "/run/provisioner/broker.sock";
+
 /// Broker mode: the broker decides the job flow for the socket peer.
+///
+/// The launch accepts endpoint delivery. When the job's executors run outside the
+/// driver's JVM and `SYN_EXECUTOR_CREDENTIALS_URL` is not set, it also asks for the
+/// broker's HTTPS executor endpoint; a broker without one answers with keys
+/// (`delivery: environment`), and the job then runs with keys as before.
 fn brokered(
     env: &dyn Fn(&str) -> Option<String>,
     socket: &std::path::Path,
     dry_run: bool,
+    executors: Executors<'_>,
 ) -> Result<Identity, WrapError> {
     use provisioner_core::broker::client;
+    let want_executor_endpoint = executors.want_broker_endpoint(env);
     let flags = ContextFlags {
         flow: Some(Flow::Job),
         ..ContextFlags::default()
@@ -158,29 +242,77 @@ fn brokered(
         })
     };
     if dry_run {
-        let record = match client::explain(socket, ctx.clone()) {
-            Ok(v) => read_record(v)?,
-            Err(r) => {
-                return Err(WrapError::Refused {
-                    message: format!("refused ({}): {}", r.code, r.message),
-                    exit_code: r.exit_code,
+        // The explain request says what the launch would accept, so that a broker that
+        // would deliver through its endpoint can say so (`delivery` in its record).
+        let mut request =
+            client::request(provisioner_core::broker::protocol::Op::Explain, ctx.clone());
+        request.accept_endpoint = true;
+        request.executor_endpoint = want_executor_endpoint;
+        let refused = |r: client::BrokerRefusal| WrapError::Refused {
+            message: format!("refused ({}): {}", r.code, r.message),
+            exit_code: r.exit_code,
+        };
+        let answer = match client::call(socket, &request) {
+            Ok(a) if a.ok => a,
+            // A refusal: `granted` turns it into the refusal it carries.
+            Ok(a) => {
+                return Err(match client::granted(a) {
+                    Err(r) => refused(r),
+                    Ok(_) => WrapError::Credentials(
+                        "the broker's explain answer cannot be read; fix: use a spark-submit-wrap of the broker's release".into(),
+                    ),
                 });
             }
+            Err(r) => return Err(refused(r)),
         };
+        let Some(v) = answer.record else {
+            return Err(WrapError::Credentials(
+                "the broker's explain answer has no record; fix: use a spark-submit-wrap of the broker's release".into(),
+            ));
+        };
+        // A broker that knows what a launch would deliver says so in the record; one
+        // that does not is shown with the keys layout.
+        let endpoint_delivery = v.get("delivery").and_then(|d| d.as_str()) == Some("endpoint");
+        let executor_url = v
+            .get("executor_endpoint_url")
+            .and_then(|u| u.as_str())
+            .map(str::to_string);
+        let record = read_record(v)?;
         let decision = decision_of(&record, &ctx);
-        let scoped = placeholder(&record, record.tier);
+        let endpoint =
+            if endpoint_delivery && record.refused.is_none() && record.tier != Tier::Default {
+                let remote = if non_empty(env, endpoint::REMOTE_URL_VAR).is_some() {
+                    remote(env, PLACEHOLDER_ENDPOINT_URI)?
+                } else if want_executor_endpoint {
+                    Some(placeholder_remote(env, executor_url.as_deref())?)
+                } else {
+                    None
+                };
+                Some(placeholder_endpoint(remote))
+            } else {
+                None
+            };
+        let scoped = if endpoint.is_some() {
+            None
+        } else {
+            placeholder(&record, record.tier)
+        };
         return Ok(Identity {
             mode: Mode::Broker,
             decision,
             record,
             credentials: None,
             scoped,
-            endpoint: None,
+            endpoint,
             region: None,
             log: DecisionLog::Stderr,
         });
     }
-    match client::launch(socket, ctx.clone()) {
+    let options = client::LaunchOptions {
+        accept_endpoint: true,
+        executor_endpoint: want_executor_endpoint,
+    };
+    match client::launch_with(socket, ctx.clone(), options) {
         Ok(g) => {
             let record = read_record(g.record)?;
             let region = Some(g.region).filter(|r| !r.is_empty());
@@ -198,8 +330,19 @@ fn brokered(
                         env,
                     )
                     .map_err(|e| WrapError::Credentials(e.to_string()))?;
+                    // Executors elsewhere: SYN_EXECUTOR_* when set, else the broker's
+                    // HTTPS endpoint and application token (properties file only).
+                    let remote = match &g.executor_endpoint {
+                        _ if non_empty(env, endpoint::REMOTE_URL_VAR).is_some() => {
+                            remote(env, &grant.url)?
+                        }
+                        Some(x) => Some(
+                            endpoint::remote_from_grant(x, env).map_err(WrapError::Credentials)?,
+                        ),
+                        None => None,
+                    };
                     Some(Endpoint {
-                        remote: remote(env, &grant.url)?,
+                        remote,
                         uri: grant.url.clone(),
                         token_file,
                     })
@@ -356,6 +499,8 @@ fn propagate(
     env: &dyn Fn(&str) -> Option<String>,
     config_flag: Option<&std::path::Path>,
     marker_text: &str,
+    dry_run: bool,
+    executors: Executors<'_>,
 ) -> Result<Identity, WrapError> {
     let marker = Marker::parse(marker_text).map_err(WrapError::config)?;
     // The platform file only supplies the decision log and the region here; a kernel
@@ -386,8 +531,9 @@ fn propagate(
     // Keys win; without them, a kernel in endpoint mode hands on its endpoint.
     let has_keys = non_empty(env, AWS_ACCESS_KEY_ID).is_some()
         && non_empty(env, AWS_SECRET_ACCESS_KEY).is_some();
+    let mut endpoint_warnings = Vec::new();
     let endpoint = if marker.tier != Tier::Default && !has_keys {
-        propagated_endpoint(env)?
+        propagated_endpoint(env, dry_run, executors, &mut endpoint_warnings)?
     } else {
         None
     };
@@ -408,6 +554,7 @@ fn propagate(
                 "SYN_USER={syn_user} differs from the user of the provisioned process; the job runs with that process's credentials"
             ));
     }
+    warnings.extend(endpoint_warnings);
     if endpoint.is_none() && expires_at.is_some_and(|t| t <= SystemTime::now()) {
         warnings.push(format!(
             "the propagated credentials expired at {}; restart the kernel to obtain new ones",
@@ -475,8 +622,18 @@ fn propagate(
 
 /// The endpoint of a provisioned kernel in endpoint mode, when its environment names
 /// one; an error for one that cannot work (never a fall-back to other credentials).
+///
+/// Executors outside the driver's JVM get, in this order: the `SYN_EXECUTOR_*`
+/// settings when `SYN_EXECUTOR_CREDENTIALS_URL` is set; else the broker's HTTPS
+/// endpoint with an application token the broker issues for the kernel's session
+/// ([`application_endpoint`]). Without either, `local-cluster` executors (same host,
+/// same user) use the loopback endpoint and a warning says why; executors of any other
+/// deployment would have nothing to authenticate with, and the job is refused.
 fn propagated_endpoint(
     env: &dyn Fn(&str) -> Option<String>,
+    dry_run: bool,
+    executors: Executors<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<Endpoint>, WrapError> {
     let Some(uri) = non_empty(env, endpoint::FULL_URI) else {
         return Ok(None);
@@ -504,12 +661,79 @@ fn propagated_endpoint(
             token_file.display()
         )));
     }
-    let remote = remote(env, &uri)?;
+    let remote = if !executors.want_broker_endpoint(env) {
+        remote(env, &uri)?
+    } else if dry_run {
+        Some(placeholder_remote(env, None)?)
+    } else {
+        match application_endpoint(env, &token_file, executors.broker_flag) {
+            Ok(r) => Some(r),
+            Err(problem)
+                if executors.deploy.manager == Manager::LocalCluster
+                    && !executors.deploy.cluster =>
+            {
+                warnings.push(format!(
+                    "local-cluster executors use the kernel's loopback endpoint (this host, this user): {problem}"
+                ));
+                None
+            }
+            Err(problem) => {
+                return Err(refuse(format!(
+                    "the executors of a {} deployment cannot use the kernel's loopback credentials endpoint and {problem}; fix: configure the broker's executor endpoint (README.md, \"Executors on other hosts\"), or set {} and {} to an HTTPS endpoint and its application token, or run with --master local[*]",
+                    executors.deploy.describe(),
+                    endpoint::REMOTE_URL_VAR,
+                    endpoint::REMOTE_TOKEN_FILE_VAR
+                )));
+            }
+        }
+    };
     Ok(Some(Endpoint {
         uri,
         token_file,
         remote,
     }))
+}
+
+/// Inside a kernel in endpoint mode: asks the broker for an application token for the
+/// kernel's session (the session token read from its file proves which session; the
+/// broker checks that this process runs as the session's user). The broker's socket:
+/// `--wrap-broker`, else `SYN_BROKER_SOCKET`, else [`DEFAULT_BROKER_SOCKET`] when it
+/// exists. Returns the problem, in words, otherwise.
+fn application_endpoint(
+    env: &dyn Fn(&str) -> Option<String>,
+    token_file: &std::path::Path,
+    broker_flag: Option<&std::path::Path>,
+) -> Result<endpoint::Remote, String> {
+    use provisioner_core::broker::client;
+    let socket = client::socket_from(broker_flag, env)
+        .or_else(|| {
+            let default = std::path::PathBuf::from(DEFAULT_BROKER_SOCKET);
+            default.exists().then_some(default)
+        })
+        .ok_or_else(|| {
+            format!(
+                "no broker socket was found to ask for an application token (--wrap-broker, {}, {DEFAULT_BROKER_SOCKET})",
+                provisioner_core::broker::protocol::SOCKET_ENV
+            )
+        })?;
+    let token = std::fs::read_to_string(token_file)
+        .ok()
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            format!(
+                "the session token in {} cannot be read",
+                token_file.display()
+            )
+        })?;
+    let grant = client::application_token(&socket, &token).map_err(|r| {
+        format!(
+            "the broker at {} gave no application token ({}: {})",
+            socket.display(),
+            r.code,
+            r.message.split("; fix:").next().unwrap_or_default()
+        )
+    })?;
+    endpoint::remote_from_grant(&grant, env)
 }
 
 /// The endpoint for executors elsewhere, when configured ([`endpoint::remote_from_env`]).
@@ -523,6 +747,38 @@ fn remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_broker_is_asked_for_the_executor_endpoint_unless_executors_share_the_jvm_or_it_is_overridden()
+     {
+        let at = |master: &str, mode: Option<&str>| Executors {
+            deploy: Deploy::from(Some(master), mode),
+            broker_flag: None,
+        };
+        let none = |_: &str| None;
+        let overridden =
+            |k: &str| (k == endpoint::REMOTE_URL_VAR).then(|| "https://front:443".to_string());
+        let empty = |k: &str| (k == endpoint::REMOTE_URL_VAR).then(String::new);
+        for m in ["local", "local[2]", "local[*]", "local[4,2]"] {
+            assert!(!at(m, None).want_broker_endpoint(&none), "{m}");
+        }
+        assert!(!Executors::LOCAL.want_broker_endpoint(&none));
+        for m in [
+            "local-cluster[2,1,1024]",
+            "spark://m:7077",
+            "yarn",
+            "k8s://https://a:6443",
+        ] {
+            assert!(at(m, None).want_broker_endpoint(&none), "{m}");
+            assert!(
+                at(m, None).want_broker_endpoint(&empty),
+                "{m}: an empty URL is unset"
+            );
+            // SYN_EXECUTOR_CREDENTIALS_URL wins: the broker is not asked.
+            assert!(!at(m, None).want_broker_endpoint(&overridden), "{m}");
+        }
+        assert!(at("local[2]", Some("cluster")).want_broker_endpoint(&none));
+    }
 
     #[test]
     fn missing_user_and_platform_messages_name_the_wrappers_own_means() {

@@ -87,18 +87,23 @@ fn run(tokens: Vec<OsString>) -> Result<(), WrapError> {
         return pass_through(&parsed, real, pid);
     }
 
+    let spark_home_guess = real.as_ref().ok().and_then(|p| plan::spark_home_of(p));
+    // Where executors run decides whether they need the broker's HTTPS endpoint.
+    let executors = identity::Executors {
+        deploy: plan::deploy_hint(&parsed, spark_home_guess.as_deref(), &env_lookup),
+        broker_flag: parsed.wrap.broker.as_deref(),
+    };
     let identity = identity::obtain_any(
         &env_lookup,
         parsed.wrap.config.as_deref(),
-        parsed.wrap.broker.as_deref(),
         parsed.wrap.explain,
+        executors,
     )?;
     if let Some(r) = identity.refusal().filter(|_| !parsed.wrap.explain) {
         write_record(&identity, &[]);
         return Err(WrapError::refused(r));
     }
 
-    let spark_home_guess = real.as_ref().ok().and_then(|p| plan::spark_home_of(p));
     let launch = plan::plan(identity, parsed, spark_home_guess.as_deref(), &env_lookup)?;
 
     if launch.parsed.wrap.explain {

@@ -63,44 +63,8 @@ pub fn plan(
     // for a command line Spark will reject) the user's files are Spark's business.
     let needs_conf = (identity.scoped.is_some() || identity.endpoint.is_some())
         && parsed.insertion_point().is_some();
-    let user_file = match parsed.properties_file().filter(|_| needs_conf) {
-        Some(o) => match conf::read_properties(Path::new(&o.value), "--properties-file") {
-            Ok(m) => Some(m),
-            Err(e) => return Err(WrapError::config(e)),
-        },
-        None => None,
-    };
-    // Spark reads the defaults file only without a properties file or with
-    // --load-spark-defaults (see the conf module).
-    let load_flag = parsed.load_spark_defaults();
-    let defaults = if needs_conf && (parsed.properties_file().is_none() || load_flag) {
-        match conf::defaults_path(env, spark_home_guess) {
-            Some(p) => match conf::read_properties(&p, "spark-defaults.conf") {
-                Ok(m) => Some(m),
-                Err(e) => return Err(WrapError::config(e)),
-            },
-            None => None,
-        }
-    } else {
-        None
-    };
-    let cli: Vec<(usize, String, String)> = parsed
-        .confs()
-        .into_iter()
-        .map(|c| (c.index, c.key, c.value))
-        .collect();
-    let effective = Effective::merge(&cli, user_file, defaults, load_flag);
-    // Spark: --master / --deploy-mode, else spark.master / spark.submit.deployMode,
-    // else the MASTER / DEPLOY_MODE environment variables.
-    let master = parsed
-        .master()
-        .or_else(|| effective.get("spark.master").map(str::to_string))
-        .or_else(|| env("MASTER"));
-    let deploy_mode = parsed
-        .deploy_mode()
-        .or_else(|| effective.get("spark.submit.deployMode").map(str::to_string))
-        .or_else(|| env("DEPLOY_MODE"));
-    let deploy = Deploy::from(master.as_deref(), deploy_mode.as_deref());
+    let effective = read_effective(&parsed, spark_home_guess, env, needs_conf, true)?;
+    let deploy = deploy_of(&parsed, &effective, env);
 
     for &i in &parsed.unknown {
         warnings.push(format!(
@@ -132,7 +96,7 @@ pub fn plan(
         (None, Some(e), Some(_)) => {
             if inject::needs_remote_endpoint(deploy, e.remote.is_some()) && e.remote.is_none() {
                 return Err(WrapError::Credentials(format!(
-                    "the executors of a {} deployment cannot reach the credentials endpoint {} on this host's loopback; fix: set {} to the endpoint's HTTPS address for executors (README.md, \"Executors on other hosts\"), or run with --master local[*]",
+                    "the executors of a {} deployment cannot reach the credentials endpoint {} on this host's loopback; fix: configure the broker's executor endpoint or set {} to the endpoint's HTTPS address for executors (README.md, \"Executors on other hosts\"), or run with --master local[*]",
                     deploy.describe(),
                     e.uri,
                     crate::endpoint::REMOTE_URL_VAR
@@ -180,6 +144,79 @@ pub fn plan(
         strategy,
         warnings,
     })
+}
+
+/// The configuration Spark would see: `--conf`, the user's properties file and, when
+/// Spark reads it, `spark-defaults.conf`. Files are read only with `read_files`; with
+/// `strict` an unreadable file is an error, otherwise it counts as absent.
+fn read_effective(
+    parsed: &Parsed,
+    spark_home_guess: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_files: bool,
+    strict: bool,
+) -> Result<Effective, WrapError> {
+    let read = |path: &Path, what: &'static str| match conf::read_properties(path, what) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if strict => Err(WrapError::config(e)),
+        Err(_) => Ok(None),
+    };
+    let user_file = match parsed.properties_file().filter(|_| read_files) {
+        Some(o) => read(Path::new(&o.value), "--properties-file")?,
+        None => None,
+    };
+    // Spark reads the defaults file only without a properties file or with
+    // --load-spark-defaults (see the conf module).
+    let load_flag = parsed.load_spark_defaults();
+    let defaults = if read_files && (parsed.properties_file().is_none() || load_flag) {
+        match conf::defaults_path(env, spark_home_guess) {
+            Some(p) => read(&p, "spark-defaults.conf")?,
+            None => None,
+        }
+    } else {
+        None
+    };
+    let cli: Vec<(usize, String, String)> = parsed
+        .confs()
+        .into_iter()
+        .map(|c| (c.index, c.key, c.value))
+        .collect();
+    Ok(Effective::merge(&cli, user_file, defaults, load_flag))
+}
+
+/// Where driver and executors run. Spark: --master / --deploy-mode, else
+/// spark.master / spark.submit.deployMode, else the MASTER / DEPLOY_MODE environment
+/// variables.
+fn deploy_of(
+    parsed: &Parsed,
+    effective: &Effective,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Deploy {
+    let master = parsed
+        .master()
+        .or_else(|| effective.get("spark.master").map(str::to_string))
+        .or_else(|| env("MASTER"));
+    let deploy_mode = parsed
+        .deploy_mode()
+        .or_else(|| effective.get("spark.submit.deployMode").map(str::to_string))
+        .or_else(|| env("DEPLOY_MODE"));
+    Deploy::from(master.as_deref(), deploy_mode.as_deref())
+}
+
+/// Where the job's executors will run, worked out before the identity is obtained (a
+/// broker is told whether they need its HTTPS endpoint). Files that cannot be read
+/// count as absent here: [`plan`] reads them again and reports the problem when the
+/// job needs them.
+pub fn deploy_hint(
+    parsed: &Parsed,
+    spark_home_guess: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Deploy {
+    read_effective(parsed, spark_home_guess, env, true, false)
+        .map(|eff| deploy_of(parsed, &eff, env))
+        .unwrap_or_else(|_| {
+            Deploy::from(parsed.master().as_deref(), parsed.deploy_mode().as_deref())
+        })
 }
 
 /// The argument vector after the program name, given the properties file path.

@@ -30,7 +30,11 @@ struct StandInBroker {
 
 impl StandInBroker {
     fn start(sb: &Sandbox, answer: Answer) -> StandInBroker {
-        let socket = sb.dir.path().join("broker.sock");
+        StandInBroker::start_at(sb, "broker.sock", answer)
+    }
+
+    fn start_at(sb: &Sandbox, name: &str, answer: Answer) -> StandInBroker {
+        let socket = sb.dir.path().join(name);
         let l = UnixListener::bind(&socket).unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
@@ -262,4 +266,378 @@ fn endpoint_delivery_writes_the_token_file_and_passes_the_endpoint_not_keys() {
     let cmdline = String::from_utf8_lossy(&run.cmdline_bytes()).into_owned();
     assert!(!cmdline.contains(session_token));
     assert!(!run.stderr().contains(session_token));
+}
+
+const SESSION: &str = "s3ss10n1d";
+const SESSION_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const APP_TOKEN: &str = "a9911ca7109700ken0123456789abcdef";
+const EXECUTOR_URL: &str = "https://broker.internal:8443/v1/credentials/s3ss10n1d";
+
+/// An endpoint answer; with `executors` the broker's HTTPS executor endpoint too.
+fn endpoint_answer(executors: bool) -> Answer {
+    let mut answer = granted();
+    answer.credentials = None;
+    answer.delivery = Delivery::Endpoint;
+    answer.endpoint = Some(protocol::EndpointGrant {
+        url: format!("http://127.0.0.1:877/v1/credentials/{SESSION}"),
+        token: SESSION_TOKEN.into(),
+    });
+    answer.session = Some(protocol::SessionTicket {
+        id: SESSION.into(),
+        token: SESSION_TOKEN.into(),
+    });
+    answer.executor_endpoint = executors.then(|| protocol::EndpointGrant {
+        url: EXECUTOR_URL.into(),
+        token: APP_TOKEN.into(),
+    });
+    answer
+}
+
+fn truststore(sb: &Sandbox) -> String {
+    let ts = sb.dir.path().join("truststore.p12");
+    std::fs::write(&ts, "x").unwrap();
+    ts.display().to_string()
+}
+
+#[test]
+fn launches_ask_for_the_executor_endpoint_exactly_when_executors_run_outside_the_drivers_jvm() {
+    let sb = Sandbox::new();
+    let b = StandInBroker::start(&sb, granted());
+    let socket = b.socket.display().to_string();
+    let ts = truststore(&sb);
+    let override_token = sb.dir.path().join("app.token");
+    std::fs::write(&override_token, "overridetoken").unwrap();
+    let cases: [(&str, &[&str], bool, bool); 7] = [
+        ("local", &["--master", "local[2]"], false, false),
+        (
+            "localconf",
+            &["--conf", "spark.master=local[*]"],
+            false,
+            false,
+        ),
+        // The fixtures' spark-defaults.conf says `spark.master yarn`.
+        ("defaults", &[], false, true),
+        (
+            "localcluster",
+            &["--master", "local-cluster[2,1,1024]"],
+            false,
+            true,
+        ),
+        (
+            "clustermode",
+            &["--master", "spark://m:7077", "--deploy-mode", "cluster"],
+            false,
+            true,
+        ),
+        (
+            "k8s",
+            &["--master", "k8s://https://127.0.0.1:6443"],
+            false,
+            true,
+        ),
+        // SYN_EXECUTOR_CREDENTIALS_URL overrides the broker's executor endpoint.
+        ("override", &["--master", "yarn"], true, false),
+    ];
+    for (i, (name, master, override_set, want)) in cases.iter().enumerate() {
+        let mut a = vec!["--wrap-broker", &socket];
+        a.extend_from_slice(master);
+        a.push("job.py");
+        let mut env = job_env(&sb);
+        env.push(("SYN_EXECUTOR_TRUSTSTORE".into(), ts.clone()));
+        if *override_set {
+            env.push((
+                "SYN_EXECUTOR_CREDENTIALS_URL".into(),
+                "https://front.internal:443".into(),
+            ));
+            env.push((
+                "SYN_EXECUTOR_CREDENTIALS_TOKEN_FILE".into(),
+                override_token.display().to_string(),
+            ));
+        }
+        let run = sb.run(name, &args(&a), &env);
+        assert_eq!(run.code(), Some(0), "{name}: {}", run.stderr());
+        let reqs = b.requests.lock().unwrap().clone();
+        let r = &reqs[i];
+        assert!(r.accept_endpoint, "{name}");
+        assert_eq!(r.executor_endpoint, *want, "{name}");
+    }
+}
+
+#[test]
+fn executors_elsewhere_get_the_brokers_https_endpoint_and_application_token_in_the_private_file_only()
+ {
+    let sb = Sandbox::new();
+    let b = StandInBroker::start(&sb, endpoint_answer(true));
+    let socket = b.socket.display().to_string();
+    let ts = truststore(&sb);
+    let mut env = job_env(&sb);
+    env.push(("SYN_EXECUTOR_TRUSTSTORE".into(), ts.clone()));
+    env.push(("SYN_EXECUTOR_TRUSTSTORE_PASSWORD".into(), "changeit".into()));
+    let run = sb.run(
+        "broker-executors",
+        &args(&[
+            "--wrap-broker",
+            &socket,
+            "--master",
+            "local-cluster[2,1,1024]",
+            "job.py",
+        ]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let (_, content, _) = run.props_files().pop().expect("a private properties file");
+    let conf = parse_properties(&content.unwrap());
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        EXECUTOR_URL
+    );
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+        APP_TOKEN
+    );
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
+        ""
+    );
+    assert_eq!(
+        conf["spark.executor.extraJavaOptions"],
+        format!("-Djavax.net.ssl.trustStore={ts} -Djavax.net.ssl.trustStorePassword=changeit")
+    );
+    assert_eq!(
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"],
+        "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
+    );
+    // The driver keeps the loopback endpoint and the session's token file.
+    let environ = run.environ();
+    assert_eq!(
+        environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        format!("http://127.0.0.1:877/v1/credentials/{SESSION}")
+    );
+    for gone in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    ] {
+        assert!(!environ.contains_key(gone), "{gone}");
+    }
+    let cmdline = String::from_utf8_lossy(&run.cmdline_bytes()).into_owned();
+    assert!(!cmdline.contains(APP_TOKEN) && !cmdline.contains(SESSION_TOKEN));
+    assert!(!run.stderr().contains(APP_TOKEN));
+
+    // yarn: the broker's endpoint without which the job is refused before Spark runs.
+    let sb = Sandbox::new();
+    let b = StandInBroker::start(&sb, endpoint_answer(false));
+    let socket = b.socket.display().to_string();
+    let run = sb.run(
+        "broker-no-executor-endpoint",
+        &args(&["--wrap-broker", &socket, "--master", "yarn", "job.py"]),
+        &job_env(&sb),
+    );
+    assert_eq!(run.code(), Some(4), "{}", run.stderr());
+    assert!(!run.ran());
+    let err = run.stderr();
+    let line = err
+        .lines()
+        .rfind(|l| l.starts_with("spark-submit-wrap:"))
+        .unwrap();
+    assert!(
+        line.contains("executor endpoint") && line.contains("fix:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_kernel_in_endpoint_mode_asks_the_broker_for_an_application_token_for_remote_executors() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let mut grant = granted();
+    grant.record = None;
+    grant.delivery = Delivery::None;
+    grant.credentials = None;
+    grant.region = None;
+    grant.executor_endpoint = Some(protocol::EndpointGrant {
+        url: EXECUTOR_URL.into(),
+        token: APP_TOKEN.into(),
+    });
+    let b = StandInBroker::start(&sb, grant);
+    let dir = sb.dir.path().join("tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("session.token");
+    std::fs::write(&file, SESSION_TOKEN).unwrap();
+    let kernel = |socket: &str| {
+        let mut e = sb.base_env();
+        e.extend([
+            (
+                "SYN_PROVISIONED".to_string(),
+                "tier=session_policy;user=alice".to_string(),
+            ),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+                format!("http://127.0.0.1:877/v1/credentials/{SESSION}"),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(),
+                file.display().to_string(),
+            ),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("SYN_BROKER_SOCKET".into(), socket.into()),
+        ]);
+        e
+    };
+    let env = kernel(&b.socket.display().to_string());
+    let run = sb.run(
+        "kernel-app-token",
+        &args(&["--master", "local-cluster[2,1,1024]", "job.py"]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let reqs = b.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].op, protocol::Op::ApplicationToken);
+    assert_eq!(reqs[0].session_token.as_deref(), Some(SESSION_TOKEN));
+    let (_, content, _) = run.props_files().pop().expect("a private properties file");
+    let conf = parse_properties(&content.unwrap());
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        EXECUTOR_URL
+    );
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+        APP_TOKEN
+    );
+    let cmdline = String::from_utf8_lossy(&run.cmdline_bytes()).into_owned();
+    assert!(!cmdline.contains(APP_TOKEN) && !cmdline.contains(SESSION_TOKEN));
+
+    // local[...] never asks: executors share the driver's JVM.
+    let run = sb.run(
+        "kernel-local",
+        &args(&["--master", "local[2]", "job.py"]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(b.requests.lock().unwrap().len(), 1);
+
+    // A broker without an executor endpoint: yarn is refused in one line naming the
+    // fix; local-cluster (this host, this user) keeps the loopback endpoint and says why.
+    let refusing = StandInBroker::start_at(
+        &sb,
+        "refusing.sock",
+        Answer::error(
+            "NO_EXECUTOR_ENDPOINT",
+            "the broker has no HTTPS executor endpoint; fix: start provisioner serve with --executor-endpoint",
+            Some("start provisioner serve with --executor-endpoint".into()),
+            4,
+        ),
+    );
+    let env = kernel(&refusing.socket.display().to_string());
+    let run = sb.run(
+        "kernel-yarn-refused",
+        &args(&["--master", "yarn", "job.py"]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(4), "{}", run.stderr());
+    assert!(!run.ran());
+    let err = run.stderr();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for needle in [
+        "NO_EXECUTOR_ENDPOINT",
+        "SYN_EXECUTOR_CREDENTIALS_URL",
+        "executor endpoint",
+        "fix:",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!err.contains(SESSION_TOKEN));
+    let run = sb.run(
+        "kernel-local-cluster-loopback",
+        &args(&["--master", "local-cluster[2,1,1024]", "job.py"]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let (_, content, _) = run.props_files().pop().expect("a private properties file");
+    let conf = parse_properties(&content.unwrap());
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        format!("http://127.0.0.1:877/v1/credentials/{SESSION}")
+    );
+    assert!(!conf.contains_key("spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+}
+
+#[test]
+fn wrap_explain_in_broker_mode_shows_the_endpoint_layout_when_the_broker_would_use_it() {
+    let sb = Sandbox::new();
+    let mut explained = granted();
+    explained.credentials = None;
+    explained.delivery = Delivery::None;
+    let mut rec = record("session_policy", "assumed_role");
+    rec["delivery"] = json!("endpoint");
+    rec["executor_endpoint_url"] = json!("https://broker.internal:8443");
+    explained.record = Some(rec);
+    let b = StandInBroker::start(&sb, explained);
+    let socket = b.socket.display().to_string();
+    let ts = truststore(&sb);
+    let mut env = job_env(&sb);
+    env.push(("SYN_EXECUTOR_TRUSTSTORE".into(), ts.clone()));
+    let run = sb.run(
+        "explain-endpoint",
+        &args(&[
+            "--wrap-explain",
+            "--wrap-broker",
+            &socket,
+            "--master",
+            "yarn",
+            "job.py",
+        ]),
+        &env,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(!run.ran());
+    let reqs = b.requests.lock().unwrap().clone();
+    assert_eq!(reqs[0].op, protocol::Op::Explain);
+    assert!(reqs[0].accept_endpoint && reqs[0].executor_endpoint);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(v["mode"], "broker");
+    let e = &v["credentials_endpoint"];
+    assert_eq!(
+        e["s3a_provider"],
+        "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
+    );
+    assert_eq!(e["executors"], "remote");
+    assert!(
+        e["remote_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://broker.internal:8443/v1/credentials/"),
+        "{e}"
+    );
+    assert_eq!(e["remote_token"], "<redacted>");
+    assert_eq!(e["truststore"], ts.as_str());
+    let conf = &v["conf"];
+    assert_eq!(
+        conf["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+        "<redacted>"
+    );
+    assert!(
+        conf.get("spark.hadoop.fs.s3a.access.key").is_none(),
+        "{conf}"
+    );
+    assert!(v["env"].get("AWS_ACCESS_KEY_ID").is_none(), "{}", v["env"]);
+    assert!(v["env"]["AWS_CONTAINER_CREDENTIALS_FULL_URI"].is_string());
+
+    // A broker that does not say (or would deliver keys): the keys layout, placeholders.
+    let b = StandInBroker::start_at(&sb, "keys.sock", granted());
+    let socket = b.socket.display().to_string();
+    let run = sb.run(
+        "explain-keys",
+        &args(&["--wrap-explain", "--wrap-broker", &socket, "job.py"]),
+        &job_env(&sb),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(v["credentials_endpoint"].is_null());
+    assert_eq!(
+        v["conf"]["spark.hadoop.fs.s3a.aws.credentials.provider"],
+        "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+    );
 }

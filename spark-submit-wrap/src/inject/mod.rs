@@ -89,29 +89,32 @@
 //! This module never writes, logs or puts on a command line a secret value: secrets
 //! only go into [`Injection::set`], which ends up in the properties file.
 
+//!
+//! ## Modules
+//!
+//! This module plans and neutralises whatever the delivery; [`deploy`] says where
+//! driver and executors run, [`keys`] what keys delivery writes and [`container`]
+//! what endpoint delivery writes (the container-credentials provider, the loopback or
+//! remote endpoint, the truststore).
+
+mod container;
+mod deploy;
+mod keys;
+#[cfg(test)]
+mod test_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use provisioner_core::credentials::{Credentials, REGION_VARS, carries_identity};
+
 use crate::conf::{Effective, Source};
+use crate::endpoint::{self, Endpoint};
 
-// Provider class names as Hadoop 3.4+ (AWS SDK v2) documents them. Hadoop's own two
-// read `fs.s3a.access.key`, `.secret.key` (and `.session.token`) from the conf.
-pub const TEMPORARY_PROVIDER: &str = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider";
-pub const SIMPLE_PROVIDER: &str = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider";
-/// The SDK v2 provider that reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-/// `AWS_SESSION_TOKEN` from the process environment. Its SDK v1 name,
-/// `com.amazonaws.auth.EnvironmentVariableCredentialsProvider`, still works (Hadoop maps
-/// it), but costs a deprecation warning in every job's log.
-pub const ENV_PROVIDER: &str =
-    "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider";
-/// The SDK v2 provider that fetches from `AWS_CONTAINER_CREDENTIALS_FULL_URI` with the
-/// token of `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `..._TOKEN_FILE`, and fetches again
-/// before the credentials expire. Named explicitly for endpoint delivery: Hadoop's
-/// default chain reaches it through `IAMInstanceCredentialsProvider`, which falls back
-/// to the instance metadata service (the node's role) after one error.
-pub const CONTAINER_PROVIDER: &str =
-    "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider";
+pub use container::{CONTAINER_PROVIDER, needs_remote_endpoint};
+pub use deploy::{Deploy, Manager};
+pub use keys::{ENV_PROVIDER, SIMPLE_PROVIDER, TEMPORARY_PROVIDER};
 
-const S3A: &str = "spark.hadoop.fs.s3a.";
+pub(crate) const S3A: &str = "spark.hadoop.fs.s3a.";
 const S3A_BUCKET: &str = "spark.hadoop.fs.s3a.bucket.";
 const HADOOP_CREDENTIAL_PATH: &str = "spark.hadoop.hadoop.security.credential.provider.path";
 
@@ -125,90 +128,6 @@ const ENV_PREFIXES: &[&str] = &[
     "spark.kubernetes.driver.secretKeyRef.",
     "spark.kubernetes.executor.secretKeyRef.",
 ];
-
-use provisioner_core::credentials::{Credentials, REGION_VARS, carries_identity};
-
-use crate::endpoint::{self, Endpoint, Remote, Truststore};
-
-/// Which cluster manager runs the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Manager {
-    Local,
-    /// `local-cluster[N,C,M]`: a standalone master and workers on this host, each
-    /// executor in a JVM of its own.
-    LocalCluster,
-    Standalone,
-    Yarn,
-    Kubernetes,
-    Other,
-}
-
-/// Where driver and executors run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deploy {
-    pub manager: Manager,
-    /// `--deploy-mode cluster`: the driver runs on the cluster, not in this process.
-    pub cluster: bool,
-}
-
-impl Deploy {
-    /// From the effective master and deploy mode (Spark's defaults: `local[*]`, client).
-    pub fn from(master: Option<&str>, deploy_mode: Option<&str>) -> Deploy {
-        let m = master.unwrap_or("local[*]").trim();
-        let manager = if m.starts_with("local-cluster") {
-            Manager::LocalCluster
-        } else if m.starts_with("local") {
-            Manager::Local
-        } else if m.starts_with("spark://") {
-            Manager::Standalone
-        } else if m == "yarn" || m.starts_with("yarn-") {
-            Manager::Yarn
-        } else if m.starts_with("k8s://") {
-            Manager::Kubernetes
-        } else {
-            Manager::Other
-        };
-        Deploy {
-            manager,
-            cluster: deploy_mode.map(str::trim) == Some("cluster"),
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        let m = match self.manager {
-            Manager::Local => "local",
-            Manager::LocalCluster => "local-cluster",
-            Manager::Standalone => "standalone",
-            Manager::Yarn => "yarn",
-            Manager::Kubernetes => "kubernetes",
-            Manager::Other => "other",
-        };
-        format!("{m} {}", if self.cluster { "cluster" } else { "client" })
-    }
-
-    /// The env-conf prefixes the wrapper fills for this deployment.
-    pub fn env_prefixes(&self) -> Vec<&'static str> {
-        let mut v = vec![EXECUTOR_ENV];
-        if self.cluster {
-            match self.manager {
-                Manager::Yarn => v.push(YARN_AM_ENV),
-                Manager::Kubernetes => v.push(K8S_DRIVER_ENV),
-                _ => {}
-            }
-        }
-        v
-    }
-}
-
-/// The S3A provider that reads exactly the injected keys: the temporary one for
-/// credentials with a session token, the simple one for static keys.
-fn provider(creds: &Credentials) -> &'static str {
-    if creds.session_token.is_some() {
-        TEMPORARY_PROVIDER
-    } else {
-        SIMPLE_PROVIDER
-    }
-}
 
 /// What to do to the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -370,17 +289,6 @@ const CLI_SAFE_VARS: &[&str] = &[
     endpoint::TOKEN_FILE,
 ];
 
-/// Whether executors (or a cluster-mode driver) of this deployment run where the
-/// loopback endpoint cannot serve them: on other hosts, or for `local-cluster`
-/// when a remote endpoint is configured (separate JVMs, as on a cluster).
-pub fn needs_remote_endpoint(deploy: Deploy, remote_configured: bool) -> bool {
-    match deploy.manager {
-        Manager::Local => false,
-        Manager::LocalCluster => remote_configured,
-        Manager::Standalone | Manager::Yarn | Manager::Kubernetes | Manager::Other => true,
-    }
-}
-
 /// Plans the injection for a tier with credentials; `region` is the job's region, if
 /// any. (The default tier does not call this: nothing is injected or neutralised
 /// there.)
@@ -407,16 +315,7 @@ pub fn plan_delivery(
 
     // 1. The scoped values, per key.
     let provider = match delivery {
-        Delivery::Keys(creds) => {
-            inj.set
-                .insert(format!("{S3A}access.key"), creds.access_key_id.clone());
-            inj.set
-                .insert(format!("{S3A}secret.key"), creds.secret_access_key.clone());
-            if let Some(t) = &creds.session_token {
-                inj.set.insert(format!("{S3A}session.token"), t.clone());
-            }
-            provider(creds)
-        }
+        Delivery::Keys(creds) => keys::set_scoped(&mut inj, S3A, creds),
         Delivery::Endpoint(_) => CONTAINER_PROVIDER,
     };
     inj.set
@@ -428,11 +327,7 @@ pub fn plan_delivery(
     for prefix in deploy.env_prefixes() {
         let env_values = match delivery {
             Delivery::Keys(creds) => creds.launch_vars(region),
-            // Executors and a cluster-mode driver: the remote endpoint where needed.
-            Delivery::Endpoint(e) if remote => e
-                .remote_vars(region)
-                .unwrap_or_else(|| e.local_vars(region)),
-            Delivery::Endpoint(e) => e.local_vars(region),
+            Delivery::Endpoint(e) => container::env_values(e, remote, region),
         };
         for (name, value) in &env_values {
             let key = format!("{prefix}{name}");
@@ -442,16 +337,10 @@ pub fn plan_delivery(
             inj.set.insert(key, value.clone());
         }
     }
-    if let Delivery::Endpoint(Endpoint {
-        remote: Some(Remote {
-            truststore: Some(ts),
-            ..
-        }),
-        ..
-    }) = delivery
+    if let Delivery::Endpoint(e) = delivery
         && remote
     {
-        trust_for_remote_jvms(&mut inj, eff, deploy, ts);
+        container::trust_for_remote_jvms(&mut inj, eff, deploy, e);
     }
     if deploy.cluster && deploy.manager == Manager::Other {
         inj.warnings.push(
@@ -580,17 +469,7 @@ pub fn plan_delivery(
         inj.remove.remove(&format!("{p}aws.credentials.provider"));
         // With an endpoint the bucket's keys stay removed: the provider reads none.
         if let Delivery::Keys(creds) = delivery {
-            inj.set
-                .insert(format!("{p}access.key"), creds.access_key_id.clone());
-            inj.set
-                .insert(format!("{p}secret.key"), creds.secret_access_key.clone());
-            if let Some(t) = &creds.session_token {
-                inj.set.insert(format!("{p}session.token"), t.clone());
-                inj.remove.remove(&format!("{p}session.token"));
-            }
-            for k in ["access.key", "secret.key"] {
-                inj.remove.remove(&format!("{p}{k}"));
-            }
+            keys::set_scoped(&mut inj, &p, creds);
         }
     }
     if base_cli_env_provider {
@@ -611,38 +490,6 @@ pub fn plan_delivery(
     inj
 }
 
-/// JVMs that use the remote endpoint trust its CA: `-Djavax.net.ssl.trustStore` (and
-/// its password, which guards only the store's integrity) added to the executors'
-/// (and a cluster-mode driver's) `extraJavaOptions`, after what the user set there.
-/// The truststore replaces the JVM's default one, so it must hold the CAs S3 and
-/// other services need as well (README.md, "Executors on other hosts").
-fn trust_for_remote_jvms(inj: &mut Injection, eff: &Effective, deploy: Deploy, ts: &Truststore) {
-    let mut opts = format!("-Djavax.net.ssl.trustStore={}", ts.path.display());
-    if let Some(p) = &ts.password {
-        opts.push_str(&format!(" -Djavax.net.ssl.trustStorePassword={p}"));
-    }
-    let mut keys = vec!["spark.executor.extraJavaOptions"];
-    if deploy.cluster {
-        keys.push("spark.driver.extraJavaOptions");
-    }
-    for key in keys {
-        match eff.entries.get(key) {
-            Some(entry) => {
-                let value = format!("{} {opts}", entry.value);
-                if matches!(entry.source, Source::Cli(_)) {
-                    // --conf wins over the file: the combined value goes there too.
-                    inj.cli.push((key.to_string(), value));
-                } else {
-                    inj.set.insert(key.to_string(), value);
-                }
-            }
-            None => {
-                inj.set.insert(key.to_string(), opts.clone());
-            }
-        }
-    }
-}
-
 /// Leaves `key` out of the merged file; when Spark will re-read the defaults file
 /// and finds the key there, shadows it with an empty value instead.
 fn drop_from_file(inj: &mut Injection, eff: &Effective, key: &str) {
@@ -656,35 +503,8 @@ fn drop_from_file(inj: &mut Injection, eff: &Effective, key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::*;
     use super::*;
-
-    const REGION: Option<&str> = Some("us-east-1");
-
-    fn scoped(token: bool) -> Credentials {
-        Credentials {
-            access_key_id: "ASIAEXAMPLE".into(),
-            secret_access_key: "SECRETVALUE".into(),
-            session_token: token.then(|| "TOKENVALUE".into()),
-            expiration: token
-                .then(|| provisioner_core::credentials::parse_rfc3339("2026-11-22T22:00:00Z"))
-                .flatten(),
-        }
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn cli(pairs: &[(&str, &str)]) -> Vec<(usize, String, String)> {
-        pairs
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| (i * 2, k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn classify_keys() {
@@ -731,84 +551,6 @@ mod tests {
         ));
         assert_eq!(classify("spark.executorEnv.AWS_ENDPOINT_URL"), None);
         assert_eq!(classify("spark.executorEnv.PATH"), None);
-    }
-
-    #[test]
-    fn deploy_from_master_and_mode() {
-        assert_eq!(Deploy::from(None, None).manager, Manager::Local);
-        let d = Deploy::from(Some("yarn"), Some("cluster"));
-        assert_eq!((d.manager, d.cluster), (Manager::Yarn, true));
-        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV, YARN_AM_ENV]);
-        let d = Deploy::from(Some("k8s://https://api:6443"), Some("cluster"));
-        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV, K8S_DRIVER_ENV]);
-        let d = Deploy::from(Some("k8s://https://api:6443"), Some("client"));
-        assert_eq!(d.env_prefixes(), vec![EXECUTOR_ENV]);
-        assert_eq!(
-            Deploy::from(Some("spark://m:7077"), None).manager,
-            Manager::Standalone
-        );
-    }
-
-    #[test]
-    fn injects_temporary_provider_and_env_for_yarn_cluster() {
-        let eff = Effective::merge(&[], None, None, false);
-        let inj = plan(
-            &eff,
-            &scoped(true),
-            REGION,
-            Deploy::from(Some("yarn"), Some("cluster")),
-        );
-        let s = &inj.set;
-        assert_eq!(
-            s["spark.hadoop.fs.s3a.aws.credentials.provider"],
-            TEMPORARY_PROVIDER
-        );
-        assert_eq!(s["spark.hadoop.fs.s3a.session.token"], "TOKENVALUE");
-        assert_eq!(s["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "SECRETVALUE");
-        assert_eq!(s["spark.yarn.appMasterEnv.AWS_SESSION_TOKEN"], "TOKENVALUE");
-        assert_eq!(s["spark.executorEnv.AWS_EC2_METADATA_DISABLED"], "true");
-        assert!(!s.keys().any(|k| k.starts_with(K8S_DRIVER_ENV)));
-        assert!(inj.cli.is_empty() && inj.warnings.is_empty());
-    }
-
-    #[test]
-    fn static_keys_use_simple_provider_and_drop_user_tokens() {
-        let eff = Effective::merge(
-            &[],
-            Some(map(&[
-                ("spark.hadoop.fs.s3a.session.token", "old"),
-                ("spark.executorEnv.AWS_SESSION_TOKEN", "old"),
-            ])),
-            None,
-            false,
-        );
-        let inj = plan(
-            &eff,
-            &scoped(false),
-            REGION,
-            Deploy::from(Some("local[2]"), None),
-        );
-        assert_eq!(
-            inj.set["spark.hadoop.fs.s3a.aws.credentials.provider"],
-            SIMPLE_PROVIDER
-        );
-        let merged = inj.merged_file(&eff);
-        assert!(!merged.contains_key("spark.hadoop.fs.s3a.session.token"));
-        assert!(!merged.contains_key("spark.executorEnv.AWS_SESSION_TOKEN"));
-        assert_eq!(inj.warnings.len(), 2);
-    }
-
-    #[test]
-    fn user_region_stands() {
-        let eff = Effective::merge(
-            &cli(&[("spark.executorEnv.AWS_REGION", "eu-west-1")]),
-            None,
-            None,
-            false,
-        );
-        let inj = plan(&eff, &scoped(true), REGION, Deploy::from(None, None));
-        assert!(!inj.set.contains_key("spark.executorEnv.AWS_REGION"));
-        assert!(inj.cli.is_empty());
     }
 
     #[test]
@@ -1099,264 +841,6 @@ mod tests {
                 "spark.yarn.appMasterEnv.AWS_ACCESS_KEY_ID".to_string(),
                 String::new()
             )]
-        );
-    }
-
-    fn endpoint(remote: bool) -> Endpoint {
-        Endpoint {
-            uri: "http://127.0.0.1:4711/v1/credentials".into(),
-            token_file: "/run/user/1000/provisioner/session.token".into(),
-            remote: remote.then(|| Remote {
-                uri: "https://broker.internal:8443/v1/credentials".into(),
-                token: "APPTOKENVALUE".into(),
-                truststore: Some(Truststore {
-                    path: "/etc/provisioner/truststore.p12".into(),
-                    password: Some("changeit".into()),
-                }),
-            }),
-        }
-    }
-
-    const KEY_VARS: [&str; 3] = [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ];
-
-    #[test]
-    fn endpoint_names_the_container_provider_and_passes_the_endpoint_not_keys() {
-        let eff = Effective::merge(&[], None, None, false);
-        let e = endpoint(false);
-        let inj = plan_delivery(
-            &eff,
-            Delivery::Endpoint(&e),
-            REGION,
-            Deploy::from(Some("local[2]"), None),
-        );
-        let s = &inj.set;
-        assert_eq!(
-            s["spark.hadoop.fs.s3a.aws.credentials.provider"],
-            CONTAINER_PROVIDER
-        );
-        assert_eq!(
-            CONTAINER_PROVIDER,
-            "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider"
-        );
-        for k in ["access.key", "secret.key", "session.token"] {
-            assert!(!s.contains_key(&format!("spark.hadoop.fs.s3a.{k}")), "{k}");
-        }
-        assert_eq!(
-            s["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-            e.uri
-        );
-        assert_eq!(
-            s["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
-            "/run/user/1000/provisioner/session.token"
-        );
-        assert_eq!(s["spark.executorEnv.AWS_EC2_METADATA_DISABLED"], "true");
-        assert_eq!(s["spark.executorEnv.AWS_REGION"], "us-east-1");
-        for v in KEY_VARS {
-            assert!(!s.contains_key(&format!("spark.executorEnv.{v}")), "{v}");
-        }
-        // The session token itself is in none of it: only its file's path.
-        assert!(!s.contains_key("spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"));
-        assert!(!s.contains_key("spark.executor.extraJavaOptions"));
-        assert!(inj.cli.is_empty() && inj.warnings.is_empty(), "{inj:?}");
-    }
-
-    #[test]
-    fn endpoint_replaces_every_provider_and_key_the_user_set() {
-        let eff = Effective::merge(
-            &cli(&[
-                (
-                    "spark.hadoop.fs.s3a.bucket.logs.aws.credentials.provider",
-                    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
-                ),
-                (
-                    "spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                    "http://127.0.0.1:9/elsewhere",
-                ),
-                (
-                    "spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                    "stolen",
-                ),
-                ("spark.executorEnv.AWS_SECRET_ACCESS_KEY", "usersecret"),
-            ]),
-            Some(map(&[
-                ("spark.hadoop.fs.s3a.access.key", "AKIAUSER"),
-                ("spark.hadoop.fs.s3a.secret.key", "usersecret"),
-                (
-                    "spark.hadoop.fs.s3a.aws.credentials.provider",
-                    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-                ),
-                (
-                    "spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider",
-                    "com.amazonaws.auth.InstanceProfileCredentialsProvider",
-                ),
-                ("spark.hadoop.fs.s3a.bucket.raw.access.key", "AKIAUSER"),
-                ("spark.hadoop.fs.s3a.bucket.raw.secret.key", "usersecret"),
-                ("spark.executorEnv.AWS_ACCESS_KEY_ID", "AKIAUSER"),
-            ])),
-            None,
-            false,
-        );
-        let e = endpoint(false);
-        let inj = plan_delivery(
-            &eff,
-            Delivery::Endpoint(&e),
-            REGION,
-            Deploy::from(Some("local[*]"), None),
-        );
-        let m = inj.merged_file(&eff);
-        assert_eq!(
-            m["spark.hadoop.fs.s3a.aws.credentials.provider"],
-            CONTAINER_PROVIDER
-        );
-        assert_eq!(
-            m["spark.hadoop.fs.s3a.bucket.raw.aws.credentials.provider"],
-            CONTAINER_PROVIDER
-        );
-        for k in [
-            "spark.hadoop.fs.s3a.access.key",
-            "spark.hadoop.fs.s3a.secret.key",
-            "spark.hadoop.fs.s3a.bucket.raw.access.key",
-            "spark.hadoop.fs.s3a.bucket.raw.secret.key",
-            "spark.hadoop.fs.s3a.bucket.raw.session.token",
-            "spark.executorEnv.AWS_ACCESS_KEY_ID",
-        ] {
-            assert!(!m.contains_key(k), "{k}");
-        }
-        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
-        assert_eq!(
-            cli["spark.hadoop.fs.s3a.bucket.logs.aws.credentials.provider"],
-            CONTAINER_PROVIDER
-        );
-        // The endpoint's address and the token file's path are no secrets: they win on
-        // the command line; a token or a key from --conf is emptied there.
-        assert_eq!(
-            cli["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-            e.uri
-        );
-        assert_eq!(
-            cli["spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN"],
-            ""
-        );
-        assert_eq!(cli["spark.executorEnv.AWS_SECRET_ACCESS_KEY"], "");
-        assert!(!cli.contains_key("spark.hadoop.fs.s3a.aws.credentials.provider"));
-        assert!(
-            inj.warnings
-                .iter()
-                .any(|w| w.contains("fetches them from the credentials endpoint")),
-            "{:#?}",
-            inj.warnings
-        );
-        assert_eq!(inj.warnings.len(), 11, "{:#?}", inj.warnings);
-        assert!(
-            inj.warnings
-                .iter()
-                .all(|w| !w.contains("usersecret") && !w.contains("stolen"))
-        );
-    }
-
-    #[test]
-    fn where_executors_need_the_remote_endpoint() {
-        let d = |m: &str| Deploy::from(Some(m), None);
-        assert!(!needs_remote_endpoint(d("local[2]"), true));
-        assert_eq!(d("local-cluster[2,1,1024]").manager, Manager::LocalCluster);
-        assert!(!needs_remote_endpoint(d("local-cluster[2,1,1024]"), false));
-        assert!(needs_remote_endpoint(d("local-cluster[2,1,1024]"), true));
-        for m in [
-            "yarn",
-            "spark://m:7077",
-            "k8s://https://api:6443",
-            "mesos://x",
-        ] {
-            assert!(needs_remote_endpoint(d(m), false), "{m}");
-        }
-    }
-
-    #[test]
-    fn remote_executors_get_the_https_endpoint_an_application_token_and_the_truststore() {
-        let eff = Effective::merge(
-            &cli(&[
-                ("spark.executor.extraJavaOptions", "-XX:+UseG1GC"),
-                // A user who knows the application token still cannot put it on the
-                // command line through the wrapper.
-                (
-                    "spark.executorEnv.AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                    "APPTOKENVALUE",
-                ),
-            ]),
-            None,
-            None,
-            false,
-        );
-        let e = endpoint(true);
-        let inj = plan_delivery(
-            &eff,
-            Delivery::Endpoint(&e),
-            REGION,
-            Deploy::from(Some("yarn"), Some("cluster")),
-        );
-        let s = &inj.set;
-        for prefix in [EXECUTOR_ENV, YARN_AM_ENV] {
-            assert_eq!(
-                s[&format!("{prefix}AWS_CONTAINER_CREDENTIALS_FULL_URI")],
-                "https://broker.internal:8443/v1/credentials"
-            );
-            assert_eq!(
-                s[&format!("{prefix}AWS_CONTAINER_AUTHORIZATION_TOKEN")],
-                "APPTOKENVALUE"
-            );
-            // Shadowed: an inherited session token file would win in botocore.
-            assert_eq!(
-                s[&format!("{prefix}AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")],
-                ""
-            );
-        }
-        let trust = "-Djavax.net.ssl.trustStore=/etc/provisioner/truststore.p12 -Djavax.net.ssl.trustStorePassword=changeit";
-        assert_eq!(s["spark.driver.extraJavaOptions"], trust);
-        let cli: BTreeMap<_, _> = inj.cli.iter().cloned().collect();
-        assert_eq!(
-            cli["spark.executor.extraJavaOptions"],
-            format!("-XX:+UseG1GC {trust}")
-        );
-        assert!(inj.cli.iter().all(|(_, v)| !v.contains("APPTOKENVALUE")));
-
-        // local-cluster with a remote endpoint: executors use it (separate JVMs).
-        let eff = Effective::merge(&[], None, None, false);
-        let inj = plan_delivery(
-            &eff,
-            Delivery::Endpoint(&e),
-            None,
-            Deploy::from(Some("local-cluster[2,1,1024]"), None),
-        );
-        assert_eq!(
-            inj.set["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-            "https://broker.internal:8443/v1/credentials"
-        );
-        assert_eq!(inj.set["spark.executor.extraJavaOptions"], trust);
-        assert!(!inj.set.contains_key("spark.driver.extraJavaOptions"));
-        // plain local: the loopback endpoint and the token file, no truststore.
-        let inj = plan_delivery(
-            &eff,
-            Delivery::Endpoint(&e),
-            None,
-            Deploy::from(Some("local[2]"), None),
-        );
-        assert_eq!(
-            inj.set["spark.executorEnv.AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-            e.uri
-        );
-        assert!(!inj.set.contains_key("spark.executor.extraJavaOptions"));
-    }
-
-    #[test]
-    fn scoped_debug_hides_secrets() {
-        let s = format!("{:?}", scoped(true));
-        assert!(
-            !s.contains("SECRETVALUE") && !s.contains("TOKENVALUE"),
-            "{s}"
         );
     }
 }
