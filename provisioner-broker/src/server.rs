@@ -753,6 +753,25 @@ impl Broker {
                 if let (Some(o), Ok(c)) = (v.as_object_mut(), serde_json::to_value(&caller)) {
                     o.insert("caller".into(), c);
                 }
+                // What a launch of the same request would deliver, so that dry runs
+                // show the layout the program would really get (no session, no token).
+                let endpoint_mode = req.accept_endpoint
+                    && self.endpoint_delivery(&platform)
+                    && (!req.executor_endpoint || self.executor_origin.is_some());
+                let delivery = match &d.plan {
+                    Plan::AssumeRole(_) if endpoint_mode => Some("endpoint"),
+                    Plan::AssumeRole(_) | Plan::StaticKeys(_) => Some("environment"),
+                    Plan::Ambient | Plan::Refused(_) => None,
+                };
+                if let (Some(o), Some(delivery)) = (v.as_object_mut(), delivery) {
+                    o.insert("delivery".into(), delivery.into());
+                    if delivery == "endpoint"
+                        && req.executor_endpoint
+                        && let Some(origin) = &self.executor_origin
+                    {
+                        o.insert("executor_endpoint_url".into(), origin.clone().into());
+                    }
+                }
                 line.outcome = "explained";
                 line.tier = Some(d.tier.as_str());
                 line.record = Some(v.to_string());

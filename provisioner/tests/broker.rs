@@ -1631,6 +1631,16 @@ for line in sys.stdin:
         }
     }
 
+    /// An explain request with the launch options of a launcher, as `ask` sends it.
+    fn explain_request(accept_endpoint: bool, executor_endpoint: bool) -> Value {
+        json!({
+            "version": 1, "op": "explain", "accept_endpoint": accept_endpoint,
+            "executor_endpoint": executor_endpoint,
+            "context": {"user": null, "workspace": null, "runtime_template": null,
+                        "flow": "job"}
+        })
+    }
+
     pub(super) fn app_token_request(session_token: &str) -> Value {
         json!({"version": 1, "op": "application_token", "session_token": session_token})
     }
@@ -1716,6 +1726,20 @@ except Exception as e:
         let loopback = a["endpoint"]["url"].as_str().unwrap().to_string();
         assert!(loopback.starts_with("http://127.0.0.1:"), "{loopback}");
         assert_eq!(a["record"]["delivery"], "endpoint");
+        // A dry run of the same request says what the launch delivers and where
+        // executors would fetch, with no session and no token.
+        let dry = alice.ask(&explain_request(true, true));
+        assert_eq!(dry["ok"], true, "{dry}");
+        assert_eq!(dry["record"]["delivery"], "endpoint", "{dry}");
+        assert_eq!(
+            dry["record"]["executor_endpoint_url"],
+            format!("https://{executor}"),
+            "{dry}"
+        );
+        assert!(
+            dry["endpoint"].is_null() && dry["session"].is_null() && dry["credentials"].is_null(),
+            "{dry}"
+        );
 
         // An executor (any uid: it runs on another host) fetches with the application
         // token, verified against the test CA.
@@ -1919,6 +1943,22 @@ except Exception as e:
             "{a}"
         );
         assert_eq!(a["record"]["delivery"], "environment");
+        // Dry runs say the same: keys when executors could not fetch, the endpoint for a
+        // kernel, keys for a launcher that cannot deliver through the endpoint.
+        let mut probe = Holder::launch(u.alice, &b.socket, false);
+        for (accept, executors, want) in [
+            (true, true, "environment"),
+            (true, false, "endpoint"),
+            (false, false, "environment"),
+        ] {
+            let dry = probe.ask(&explain_request(accept, executors));
+            assert_eq!(
+                dry["record"]["delivery"], want,
+                "{accept} {executors}: {dry}"
+            );
+            assert!(dry["record"]["executor_endpoint_url"].is_null(), "{dry}");
+        }
+        probe.exit();
         // An endpoint session's own process asking for an application token.
         let mut kernel = Holder::launch(u.alice, &b.socket, false);
         assert_eq!(kernel.answer["delivery"], "endpoint", "{}", kernel.answer);

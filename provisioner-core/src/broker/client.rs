@@ -269,8 +269,12 @@ pub fn launch_accepting_endpoint(
 }
 
 /// Asks the broker for the dry run: the record printed by `explain` (with the policy).
+/// Like the kernel launcher's launches, the request accepts endpoint delivery, so the
+/// record's `delivery` is what a kernel would get.
 pub fn explain(socket: &Path, context: WireContext) -> Result<serde_json::Value, BrokerRefusal> {
-    let answer = call(socket, &request(Op::Explain, context))?;
+    let mut req = request(Op::Explain, context);
+    req.accept_endpoint = true;
+    let answer = call(socket, &req)?;
     if let Some(e) = refusal_of(&answer) {
         return Err(e);
     }
