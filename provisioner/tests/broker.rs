@@ -254,12 +254,25 @@ impl Broker {
     }
 
     fn spawn_with(&mut self, extra: &[&str]) {
+        self.spawn_under(&[], extra);
+    }
+
+    /// Starts the broker through `wrapper` (a program that execs its arguments).
+    fn spawn_under(&mut self, wrapper: &[&str], extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(self.config())
             .arg("--socket")
@@ -2273,4 +2286,30 @@ fn the_endpoint_refuses_a_session_within_seconds_of_its_process_exit_also_after_
     );
     let log = b.log_text();
     assert_eq!(log.matches("ended: process exited").count(), 2, "{log}");
+}
+
+#[test]
+fn where_pidfds_are_refused_sessions_are_polled_and_still_end_with_their_process() {
+    require_root!();
+    let u = users();
+    let sts = FakeSts::start_with_lifetime(600);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut b = Broker::start_without_spawn(&platform(Some(&sts.url()), json!({})));
+    // A seccomp filter that answers EPERM to pidfd_open, as a restrictive service
+    // manager or container runtime does.
+    let without_pidfd =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/stand_ins/without_pidfd.py");
+    b.spawn_under(
+        &["python3", without_pidfd.to_str().unwrap()],
+        &["--endpoint", &addr],
+    );
+    let (kernel, path) = spawn_until_stdin_closes(u.alice, &b.socket);
+    let latency = exit_to_refusal(kernel, &addr, &path);
+    eprintln!(
+        "exit to refusal without pidfds (polled): {:.1} ms",
+        latency.as_secs_f64() * 1e3
+    );
+    let log = b.log_text();
+    assert!(log.contains("pidfd_open is not available"), "{log}");
+    assert!(log.contains("ended: process exited"), "{log}");
 }

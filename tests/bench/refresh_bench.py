@@ -25,13 +25,16 @@ lead is L/2 and the jitter window L/4, so a session re-mints every L/4 to L/2 se
 Idle (`--idle SECONDS`, instead of the two above): the broker's CPU time and context
 switches (all its threads, from /proc) over SECONDS with the sessions live and nothing to
 do: no request, and credentials (`--lifetime 3600`) far from their refresh. What is left
-is the cost of watching the sessions' processes.
+is the cost of watching the sessions' processes. `--without-pidfd` starts the broker
+under tests/stand_ins/without_pidfd.py (pidfd_open refused), so that it polls each
+session's process every second as it does where pidfds are unavailable.
 
 Everything listens on 127.0.0.1 or a Unix socket in a scratch directory. Run as any user.
 
 Usage: refresh_bench.py --provisioner target/release/provisioner [--sessions 1000]
                         [--lifetime 40] [--duration 90] [--rate 1000] [--seconds 20] [--out DIR]
        refresh_bench.py --provisioner target/release/provisioner --idle 60 --lifetime 3600
+                        [--without-pidfd]
 """
 
 import argparse
@@ -54,6 +57,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FAKE_STS = HERE.parent / "stand_ins" / "fake_sts.py"
+WITHOUT_PIDFD = HERE.parent / "stand_ins" / "without_pidfd.py"
 BASE_KEY = "AKIABENCHBASEKEY0000"
 ROLE = "arn:aws:iam::123456789012:role/PlatformInfraRole"
 
@@ -218,34 +222,37 @@ def tcp_rows():
 
 
 def cpu_and_switches(pid):
-    """(CPU seconds, context switches) of every thread of `pid` so far."""
+    """(CPU seconds of the whole process so far, {thread id: context switches so far})."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    switches = 0
+    switches = {}
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{task}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split()[1])
+                switches[task] = sum(int(line.split()[1]) for line in f
+                                     if line.startswith(("voluntary_ctxt_switches",
+                                                         "nonvoluntary_ctxt_switches")))
         except OSError:
             pass
     return cpu, switches
 
 
 def idle(broker_pid, sessions, seconds):
-    """The broker's CPU use and context switches per second over `seconds` of idling."""
+    """The broker's CPU use and context switches per second over `seconds` of idling.
+    CPU time counts every thread; context switches count the threads alive at the end
+    (Tokio's blocking threads come and go)."""
     time.sleep(5)  # let the launches' tasks settle
     cpu0, sw0 = cpu_and_switches(broker_pid)
     t0 = time.monotonic()
     time.sleep(seconds)
     cpu1, sw1 = cpu_and_switches(broker_pid)
     wall = time.monotonic() - t0
+    switched = sum(n - sw0.get(tid, 0) for tid, n in sw1.items())
     return {"sessions": sessions, "seconds": round(wall, 1),
             "cpu_ms_per_s": round((cpu1 - cpu0) * 1000 / wall, 3),
             "cpu_percent_of_one_core": round((cpu1 - cpu0) * 100 / wall, 3),
-            "context_switches_per_s": round((sw1 - sw0) / wall, 1)}
+            "context_switches_per_s": round(switched / wall, 1)}
 
 
 def main():
@@ -258,6 +265,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--idle", type=int, metavar="SECONDS")
+    ap.add_argument("--without-pidfd", action="store_true")
     ap.add_argument("--out")
     a = ap.parse_args()
 
@@ -277,7 +285,8 @@ def main():
         log = open(scratch / "broker.log", "wb")
         env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true",
                "AWS_ACCESS_KEY_ID": BASE_KEY, "AWS_SECRET_ACCESS_KEY": "bench-base-secret"}
-        broker = subprocess.Popen([a.provisioner, "serve", "--config", str(cfg), "--socket", str(sock),
+        wrapper = [sys.executable, str(WITHOUT_PIDFD)] if a.without_pidfd else []
+        broker = subprocess.Popen([*wrapper, a.provisioner, "serve", "--config", str(cfg), "--socket", str(sock),
                                    "--state", str(scratch / "state"), "--endpoint", f"127.0.0.1:{ep_port}"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=log)
         procs.append(broker)
@@ -302,7 +311,9 @@ def main():
 
         if a.idle:
             result = idle(broker.pid, a.sessions, a.idle)
+            log_text = (scratch / "broker.log").read_text(errors="replace")
             result.update(launch_s=round(launch_s, 1), lifetime_s=a.lifetime,
+                          watched_by="polling" if "pidfd_open is not available" in log_text else "pidfd",
                           loadavg=os.getloadavg(), cpus=os.cpu_count())
             print(json.dumps(result, indent=1))
             if a.out:

@@ -1,15 +1,16 @@
 """Refresh with real parts: a real ipykernel launched through the broker as a real Unix
-user, boto3 inside it reading, listing and writing its plane on radosgw for longer than
-several lifetimes of its credentials, a broker `kill -9` and restart in the middle, a
-copy of the session's token in another user's hands, and a user removed from the
-platform file.
+user, boto3 and s3fs inside it (both at once, as a notebook does) reading, listing and
+writing its plane on radosgw for longer than several lifetimes of their credentials, a
+broker `kill -9` and restart in the middle, a copy of the session's token in another
+user's hands, and a user removed from the platform file.
 
 radosgw's STS will not issue credentials shorter than 900 seconds, so the broker's STS is
 tests/stand_ins/fake_sts.py in relay mode: every AssumeRole goes to radosgw byte for byte
 (signature included) and radosgw's credentials come back, with the Expiration rewritten
 to 40 seconds from now. The kernel's SDK and the broker's scheduler see credentials that
 expire every 40 s and must refresh through the endpoint; radosgw enforces the session
-policy of every one of them.
+policy of every one of them. s3fs goes through aiobotocore, whose credential provider is
+its own (async) copy of botocore's: both must refresh from the endpoint.
 """
 
 import json
@@ -85,13 +86,14 @@ def _token_files(user):
     return sorted(d.glob("*.token"), key=lambda p: p.stat().st_mtime) if d.exists() else []
 
 
-def _run(bw, user, seconds, during=None, at=None):
-    """Runs the refreshing reader in `user`'s kernel for `seconds`; `during()` is called
-    `at` seconds in (from another thread). Returns (result, what during returned)."""
+def _run(bw, user, seconds, during=None, at=None, s3fs=False):
+    """Runs the refreshing reader in `user`'s kernel for `seconds` (with an s3fs worker
+    beside it when `s3fs`); `during()` is called `at` seconds in (from another thread).
+    Returns (result, what during returned)."""
     world = bw.world
     params = {"bucket": bw.bucket, "own_prefix": "plane-a/" if user is bw.owners["a"] else "plane-b/",
               "other_prefix": "plane-b/" if user is bw.owners["a"] else "plane-a/",
-              "seconds": seconds, "every": 0.5}
+              "seconds": seconds, "every": 0.5, "s3fs": s3fs}
     box = {}
     if during is not None:
         def later():
@@ -125,8 +127,8 @@ def test_a_kernel_keeps_reading_and_writing_its_plane_across_expiries_and_a_brok
         killed = bw.broker.kill9_and_restart()
         return {"stolen": stolen, "killed": killed}
 
-    seen, during = _run(bw, a, seconds=100, during=steal_and_kill, at=30)
-    report = json.dumps({k: v for k, v in seen.items() if k != "failures"}, indent=1)
+    seen, during = _run(bw, a, seconds=100, during=steal_and_kill, at=30, s3fs=True)
+    report = json.dumps({k: v for k, v in seen.items() if k not in ("failures", "s3fs")}, indent=1)
 
     # No key in the kernel's environment: the endpoint and the token file only.
     assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" in seen["aws_vars"], report
@@ -150,6 +152,23 @@ def test_a_kernel_keeps_reading_and_writing_its_plane_across_expiries_and_a_brok
     # The copied token was refused to the other user.
     assert during["stolen"]["status"] == 403, during
     assert during["stolen"]["body"]["code"] == "WRONG_USER", during
+    # s3fs in the same kernel, at the same time, with no keys either: it listed, read,
+    # wrote and read back its plane through at least four credentials, failing only in
+    # the seconds after the SIGKILL, and its own plane was all it could reach.
+    fs = seen["s3fs"]
+    fs_report = json.dumps({k: v for k, v in fs.items() if k != "failures"}, indent=1)
+    assert "error" not in fs, fs
+    assert fs["provider"] == "container-role", fs_report
+    assert fs["rounds"] > 50, fs_report
+    assert fs["distinct_keys"] >= 4, fs_report
+    fs_late = [f for f in fs["failures"] if not killed - 1 < f["t"] < killed + 10]
+    assert fs_late == [], (fs_late, bw.broker.log()[-4000:])
+    assert fs["listed"] >= fs["rounds"] - 10 and fs["read_back"] >= fs["rounds"] - 10, fs_report
+    # The other plane: S3's AccessDenied, which s3fs raises as PermissionError (its read
+    # starts with a HEAD, whose 403 carries no error code).
+    assert fs["other"]["list"] == "PermissionError:AccessDenied", fs_report
+    assert fs["other"]["write"] == "PermissionError:AccessDenied", fs_report
+    assert fs["other"]["read"] in ("PermissionError:AccessDenied", "PermissionError:403"), fs_report
     # The restarted broker took the session back and kept refreshing it.
     assert "1 endpoint sessions restored" in bw.broker.log(), bw.broker.log()[-3000:]
     # The broker's log holds no token and no secret.

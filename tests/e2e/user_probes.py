@@ -9,7 +9,7 @@ spoken by hand. Every function returns plain facts (exit codes, error codes, boo
 the first line of an error), never a secret value, and never raises for an expected
 failure: the tests decide what is acceptable.
 
-Only the standard library and boto3 (in the users' virtualenv) are used.
+Only the standard library, boto3 and s3fs (in the users' virtualenv) are used.
 """
 
 import json
@@ -73,14 +73,86 @@ def planes(bucket, own_prefix, other_prefix, creds=None):
     }
 
 
+def _s3fs_error(e):
+    """'<exception type>:<S3 error code>' for an s3fs failure (s3fs turns S3's errors
+    into Python ones, e.g. AccessDenied into PermissionError, and chains the original)."""
+    cause = e.__cause__ or e.__context__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+    return f"{type(e).__name__}:{code or ''}"
+
+
+def s3fs_worker(p, stop, out):
+    """What a data scientist's s3fs (fsspec) code does in the same kernel, until `stop` is
+    set: one S3FileSystem, no keys given (its credentials come from the container
+    endpoint in the environment, as boto3's do), listing, reading and writing its own
+    plane every `every` seconds. Fills `out` with the rounds, the distinct access keys
+    its refreshing credentials went through, every failed operation (with the time),
+    whether what it wrote read back, and what reading, listing and writing the other
+    plane gave."""
+    import time
+
+    import s3fs
+    from fsspec.asyn import sync
+
+    env = os.environ
+    fs = s3fs.S3FileSystem(
+        endpoint_url=env.get("AWS_ENDPOINT_URL"),
+        client_kwargs={"region_name": env.get("AWS_REGION", "us-east-1")},
+        config_kwargs={"s3": {"addressing_style": "path"}, "connect_timeout": 5, "read_timeout": 20},
+        skip_instance_cache=True, use_listings_cache=False)
+    bucket, own = p["bucket"], p["own_prefix"]
+    keys, failures, n, read_back, listed = [], [], 0, [], []
+    creds = None
+    while not stop.is_set():
+        n += 1
+        key = f"{bucket}/{own}s3fs/{n}.txt"
+        body = f"round {n}".encode()
+        for op, call in (
+            ("s3fs-list", lambda: listed.append(f"{bucket}/{own}data.csv" in fs.ls(f"{bucket}/{own}", detail=False))),
+            ("s3fs-read", lambda: fs.cat_file(f"{bucket}/{own}data.csv")),
+            ("s3fs-write", lambda: fs.pipe_file(key, body)),
+            ("s3fs-read-back", lambda: read_back.append(fs.cat_file(key) == body)),
+        ):
+            try:
+                call()
+            except Exception as e:  # noqa: BLE001 - reported, the test decides
+                failures.append({"t": time.time(), "op": op, "error": _s3fs_error(e)})
+        try:
+            if creds is None and fs.session is not None:
+                creds = sync(fs.loop, fs.session.get_credentials)
+            if creds is not None:
+                keys.append(sync(fs.loop, creds.get_frozen_credentials).access_key)
+        except Exception as e:  # noqa: BLE001 - reported
+            failures.append({"t": time.time(), "op": "s3fs-credentials", "error": type(e).__name__})
+        stop.wait(p["every"])
+    other_prefix = f"{bucket}/{p['other_prefix']}"
+    other = {}
+    for op, call in (
+        ("read", lambda: fs.cat_file(f"{other_prefix}data.csv")),
+        ("list", lambda: fs.ls(other_prefix)),
+        ("write", lambda: fs.pipe_file(f"{other_prefix}s3fs-planted.txt", b"x")),
+    ):
+        try:
+            call()
+            other[op] = "OK"
+        except Exception as e:  # noqa: BLE001 - reported
+            other[op] = _s3fs_error(e)
+    out.update(rounds=n, distinct_keys=len(set(keys)), failures=failures,
+               provider=getattr(creds, "method", None), other=other,
+               listed=sum(listed), read_back=sum(read_back))
+
+
 def refreshing_reader(p):
     """A long-running kernel's work: one boto3 session and client kept for `seconds`,
     reading, listing and writing its own plane every `every` seconds. Reports the
     credential variables it was given, its token file's mode and owner, how many
     distinct access keys the client's refreshing credentials went through, and every
     operation that failed (with the time), so the test can see work continue across the
-    credentials' expiries and a broker restart."""
+    credentials' expiries and a broker restart. With `s3fs` set, an s3fs filesystem
+    works the same plane at the same time in the same kernel (`s3fs_worker`); its
+    report is under "s3fs"."""
     import stat
+    import threading
     import time
 
     import boto3
@@ -104,6 +176,15 @@ def refreshing_reader(p):
     out["provider"] = getattr(creds, "method", None)
     keys, failures, n = [], [], 0
     bucket, own = p["bucket"], p["own_prefix"]
+    stop, fs_out, worker = threading.Event(), {}, None
+    if p.get("s3fs"):
+        def run_s3fs():
+            try:
+                s3fs_worker(p, stop, fs_out)
+            except Exception as e:  # noqa: BLE001 - reported
+                fs_out["error"] = f"{type(e).__name__}: {e}"
+        worker = threading.Thread(target=run_s3fs, daemon=True)
+        worker.start()
     end = time.time() + p["seconds"]
     while time.time() < end:
         n += 1
@@ -120,6 +201,10 @@ def refreshing_reader(p):
             if r != "OK":
                 failures.append({"t": time.time(), "op": op, "error": r})
         time.sleep(p["every"])
+    if worker is not None:
+        stop.set()
+        worker.join(timeout=60)
+        out["s3fs"] = fs_out
     out.update(rounds=n, distinct_keys=len(set(keys)), failures=failures,
                other=attempt(lambda: s3.get_object(Bucket=bucket, Key=f"{p['other_prefix']}data.csv")),
                end=time.time())
